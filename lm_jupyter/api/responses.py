@@ -1,0 +1,193 @@
+"""Response and chunk builders in OpenAI's and LM Studio's exact shapes."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import string
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_id(prefix: str) -> str:
+    """LM Studio style ids: a prefix and 26 lowercase alphanumerics."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(26))
+
+
+# LM Studio's stop reasons (LLMPredictionStopReason) mapped to OpenAI finish reasons.
+FINISH_REASONS = {
+    "eosFound": "stop",
+    "stopStringFound": "stop",
+    "toolCalls": "tool_calls",
+    "maxPredictedTokensReached": "length",
+    "contextLengthReached": "length",
+    "userStopped": "stop",
+}
+
+
+@dataclass
+class Outcome:
+    """What a finished generation reports; the builders below turn it into each wire format."""
+
+    stop_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    time_to_first_token: float
+    generation_time: float
+    cached_tokens: int = 0
+
+    @property
+    def finish_reason(self) -> str:
+        return FINISH_REASONS.get(self.stop_reason, "stop")
+
+    @property
+    def tokens_per_second(self) -> float:
+        decode_time = self.generation_time - self.time_to_first_token
+        decoded = self.completion_tokens - 1
+        if decoded <= 0 or decode_time <= 0:
+            return 0.0
+        return decoded / decode_time
+
+    def usage(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        }
+
+    def lmstudio_stats(self) -> dict[str, Any]:
+        return {
+            "tokens_per_second": self.tokens_per_second,
+            "time_to_first_token": self.time_to_first_token,
+            "generation_time": self.generation_time,
+            "stop_reason": self.stop_reason,
+        }
+
+
+@dataclass
+class ModelCard:
+    """The facts about a model that v0 responses echo back (``model_info``)."""
+
+    arch: str
+    quant: str
+    format: str
+    context_length: int
+
+
+@dataclass
+class Envelope:
+    """Fields every response and chunk of one request share."""
+
+    id: str
+    model: str
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def head(self, obj: str) -> dict[str, Any]:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
+
+
+def chat_completion(
+    env: Envelope, text: str, outcome: Outcome, *, lmstudio: ModelCard | None = None
+) -> dict[str, Any]:
+    body = env.head("chat.completion")
+    body["choices"] = [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "tool_calls": []},
+            "logprobs": None,
+            "finish_reason": outcome.finish_reason,
+        }
+    ]
+    body["usage"] = outcome.usage()
+    return _extras(body, env, outcome, lmstudio)
+
+
+def text_completion(
+    env: Envelope, text: str, outcome: Outcome, *, lmstudio: ModelCard | None = None
+) -> dict[str, Any]:
+    body = env.head("text_completion")
+    body["choices"] = [{"index": 0, "text": text, "logprobs": None, "finish_reason": outcome.finish_reason}]
+    body["usage"] = outcome.usage()
+    return _extras(body, env, outcome, lmstudio)
+
+
+def _extras(
+    body: dict[str, Any], env: Envelope, outcome: Outcome, lmstudio: ModelCard | None
+) -> dict[str, Any]:
+    if lmstudio is None:
+        # /v1: LM Studio sends an empty stats object unless speculative decoding ran.
+        body["stats"] = {}
+        body["system_fingerprint"] = env.model
+        return body
+    body["stats"] = outcome.lmstudio_stats()
+    body["model_info"] = {
+        "arch": lmstudio.arch,
+        "quant": lmstudio.quant,
+        "format": lmstudio.format,
+        "context_length": lmstudio.context_length,
+    }
+    body["runtime"] = runtime_info()
+    return body
+
+
+def runtime_info() -> dict[str, Any]:
+    return {"name": "llama.cpp-llama-cpp-python", "version": _llama_version(), "supported_formats": ["gguf"]}
+
+
+def _llama_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llama-cpp-python")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def chat_chunk(env: Envelope, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    body = env.head("chat.completion.chunk")
+    body["system_fingerprint"] = env.model
+    body["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+    return body
+
+
+def completion_chunk(env: Envelope, text: str, finish_reason: str | None = None) -> dict[str, Any]:
+    body = env.head("text_completion")
+    body["system_fingerprint"] = env.model
+    body["choices"] = [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}]
+    return body
+
+
+def usage_chunk(env: Envelope, obj: str, outcome: Outcome) -> dict[str, Any]:
+    body = env.head(obj)
+    body["system_fingerprint"] = env.model
+    body["choices"] = []
+    body["usage"] = outcome.usage()
+    return body
+
+
+def embeddings(
+    model: str, vectors: list[list[float]], prompt_tokens: int, encoding_format: str
+) -> dict[str, Any]:
+    data = [
+        {"object": "embedding", "embedding": encode_vector(vector, encoding_format), "index": index}
+        for index, vector in enumerate(vectors)
+    ]
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
+
+
+def encode_vector(vector: list[float], encoding_format: str) -> list[float] | str:
+    """OpenAI's base64 format is the little-endian float32 bytes of the vector."""
+    if encoding_format == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return vector

@@ -1,0 +1,1 @@
+"""Models on disk, their metadata, and the worker processes that run them."""

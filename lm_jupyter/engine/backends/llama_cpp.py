@@ -1,0 +1,153 @@
+"""The llama.cpp backend (llama-cpp-python), driven from one thread of one worker process."""
+
+from __future__ import annotations
+
+import codecs
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import llama_cpp
+import numpy as np
+
+from ...chat.stops import StopMatcher
+from ..protocol import Emit, GenerateParams
+
+# LM Studio's default sampling settings for llama.cpp models.
+DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.1}
+
+
+class PromptTooLong(ValueError):
+    pass
+
+
+class LlamaBackend:
+    def __init__(self, path: str, *, context_length: int, embedding: bool, gpu_layers: int = 0) -> None:
+        threads = max(1, (os.cpu_count() or 2))
+        self.embedding = embedding
+        self.llama = llama_cpp.Llama(
+            model_path=path,
+            n_ctx=context_length,
+            n_batch=context_length if embedding else min(512, context_length),
+            n_ubatch=context_length if embedding else min(512, context_length),
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_gpu_layers=gpu_layers,
+            embedding=embedding,
+            verbose=False,
+        )
+        self._vocab = self.llama._model.vocab
+        self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self._bos = self.llama.token_bos()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "context_length": self.llama.n_ctx(),
+            "n_vocab": self.llama.n_vocab(),
+        }
+
+    def tokenize(self, text: str) -> list[int]:
+        """Tokenize with special tokens parsed, adding BOS only if the text lacks it."""
+        tokens = self.llama.tokenize(text.encode(), add_bos=False, special=True)
+        if self._add_bos and self._bos >= 0 and (not tokens or tokens[0] != self._bos):
+            tokens.insert(0, self._bos)
+        return tokens
+
+    def generate(self, params: GenerateParams, emit: Emit, cancelled: Callable[[], bool]) -> None:
+        started = time.perf_counter()
+        tokens = self.tokenize(params["prompt"])
+        n_ctx = self.llama.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise PromptTooLong(
+                f"The prompt is {len(tokens)} tokens long, but the model is loaded with a context "
+                f"length of {n_ctx} tokens. Shorten the prompt or load the model with a larger "
+                f"context (`lmj load MODEL --context-length N`)."
+            )
+        emit({"ev": "started", "prompt_tokens": len(tokens)})
+        limit = n_ctx - len(tokens)
+        requested = params.get("max_tokens")
+        budget = limit if requested is None else min(requested, limit)
+        self.llama.set_seed(params["seed"] if params.get("seed") is not None else random.getrandbits(31))
+        stops = StopMatcher(params.get("stop") or [])
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        bias = _bias_processor(params.get("logit_bias"))
+        generated = 0
+        first_token_at = 0.0
+        stop_reason = "maxPredictedTokensReached" if budget < limit else "contextLengthReached"
+        if budget > 0:
+            stream = self.llama.generate(
+                tokens,
+                temp=_pick(params, "temperature"),
+                top_k=_pick(params, "top_k"),
+                top_p=_pick(params, "top_p"),
+                min_p=_pick(params, "min_p"),
+                repeat_penalty=_pick(params, "repeat_penalty"),
+                presence_penalty=params.get("presence_penalty") or 0.0,
+                frequency_penalty=params.get("frequency_penalty") or 0.0,
+                logits_processor=bias,
+            )
+            for token in stream:
+                if not first_token_at:
+                    first_token_at = time.perf_counter()
+                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                    stop_reason = "eosFound"
+                    break
+                generated += 1
+                text = stops.feed(decoder.decode(self.llama.detokenize([token])))
+                if text:
+                    emit({"ev": "text", "text": text})
+                if stops.stopped:
+                    stop_reason = "stopStringFound"
+                    break
+                if cancelled():
+                    stop_reason = "userStopped"
+                    break
+                if generated >= budget:
+                    break
+        tail = "" if stops.stopped else stops.feed(decoder.decode(b"", final=True)) + stops.flush()
+        if tail:
+            emit({"ev": "text", "text": tail})
+        finished = time.perf_counter()
+        emit(
+            {
+                "ev": "done",
+                "stop_reason": stop_reason,
+                "prompt_tokens": len(tokens),
+                "completion_tokens": generated,
+                "time_to_first_token": (first_token_at or finished) - started,
+                "generation_time": finished - started,
+            }
+        )
+
+    def embed(self, texts: list[str]) -> dict[str, Any]:
+        counts = [len(self.llama.tokenize(text.encode(), add_bos=True, special=False)) for text in texts]
+        n_ctx = self.llama.n_ctx()
+        for index, count in enumerate(counts):
+            if count > n_ctx:
+                raise PromptTooLong(
+                    f"Input {index} is {count} tokens long, but the model is loaded with a context "
+                    f"length of {n_ctx} tokens."
+                )
+        vectors = self.llama.embed(texts, normalize=True, truncate=False)
+        return {"vectors": [list(map(float, v)) for v in vectors], "prompt_tokens": sum(counts)}
+
+
+def _pick(params: GenerateParams, name: str) -> Any:
+    value = params.get(name)
+    return DEFAULTS[name] if value is None else value
+
+
+def _bias_processor(logit_bias: dict[str, float] | None) -> llama_cpp.LogitsProcessorList | None:
+    """Token ids were checked against the vocabulary by the manager before we got here."""
+    if not logit_bias:
+        return None
+    ids = np.array([int(k) for k in logit_bias], dtype=np.intc)
+    values = np.array(list(logit_bias.values()), dtype=np.single)
+
+    def apply(_input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        scores[ids] += values
+        return scores
+
+    return llama_cpp.LogitsProcessorList([apply])

@@ -1,0 +1,1 @@
+"""Getting model files into the models folder: local imports now, Hugging Face downloads later."""

@@ -1,0 +1,111 @@
+"""A small synchronous client of lm_jupyter's public HTTP routes (used by magics and ``lmj``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from .discovery import ServerInfo, find_server, start_headless
+
+
+class LmError(Exception):
+    """An error the server reported, carrying its one-line message."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class Client:
+    def __init__(self, server: ServerInfo, timeout: float = 600) -> None:
+        self.server = server
+        self.http = httpx.Client(
+            base_url=server.url,
+            headers={"Authorization": f"Bearer {server.token}"} if server.token else {},
+            timeout=httpx.Timeout(timeout, connect=10),
+        )
+
+    @classmethod
+    def discover(cls, *, start: bool = True) -> Client:
+        server = find_server()
+        if server is None:
+            if not start:
+                raise LmError("No lm_jupyter server is running. Start one with `lmj server start`.")
+            server = start_headless()
+        return cls(server)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self.http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise LmError(f"Cannot reach the lm_jupyter server at {self.server.url}: {exc}") from None
+        if response.status_code >= 400:
+            raise _error_from(response.status_code, response.content)
+        return response.json()
+
+    def models(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "api/v1/models")["models"])
+
+    def load(self, model: str, *, context_length: int | None = None, identifier: str | None = None) -> Any:
+        body: dict[str, Any] = {"model": model}
+        if context_length is not None:
+            body["context_length"] = context_length
+        if identifier is not None:
+            body["identifier"] = identifier
+        return self._request("POST", "api/v1/models/load", body)
+
+    def unload(self, instance_id: str) -> Any:
+        return self._request("POST", "api/v1/models/unload", {"instance_id": instance_id})
+
+    def loaded(self) -> list[dict[str, Any]]:
+        """Loaded instances, each with its model's key and type, like ``lms ps --json``."""
+        rows = []
+        for model in self.models():
+            for inst in model["loaded_instances"]:
+                rows.append(
+                    {
+                        "identifier": inst["id"],
+                        "modelKey": model["key"],
+                        "type": model["type"],
+                        "status": inst["status"],
+                        "queued": inst["queued"],
+                        "contextLength": inst["config"]["context_length"],
+                        "sizeBytes": model["size_bytes"],
+                    }
+                )
+        return rows
+
+    def chat_stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Stream ``/v1/chat/completions`` chunks; closing the iterator cancels the generation."""
+        payload = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        try:
+            with self.http.stream("POST", "v1/chat/completions", json=payload) as response:
+                if response.status_code >= 400:
+                    raise _error_from(response.status_code, response.read())
+                for line in response.iter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    data = line[6:]
+                    if data == "[DONE]":
+                        return
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        raise LmError(chunk["error"]["message"], code=chunk["error"].get("code"))
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise LmError(f"Lost the connection to {self.server.url}: {exc}") from None
+
+
+def _error_from(status: int, content: bytes) -> LmError:
+    try:
+        error = json.loads(content)["error"]
+        return LmError(error["message"], status, error.get("code"))
+    except (ValueError, KeyError, TypeError):
+        return LmError(f"HTTP {status}: {content[:200].decode(errors='replace')}", status)

@@ -1,0 +1,172 @@
+"""Find the lm_jupyter server a kernel or terminal should talk to, or start one.
+
+Order (DESIGN §1): the Jupyter server that launched this kernel (``JPY_PARENT_PID`` matched
+against Jupyter's runtime files), then ``LM_JUPYTER_URL``/``LM_JUPYTER_TOKEN``, then a
+headless server already started by ``lmj server start``, then a new headless server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from jupyter_core.paths import jupyter_runtime_dir
+
+DEFAULT_PORT = 1234
+RUNTIME_FILE = "lm_jupyter-server.json"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    url: str  # base URL ending in "/", e.g. http://127.0.0.1:8888/
+    token: str
+    pid: int | None = None
+    source: str = "env"
+
+    @property
+    def v1(self) -> str:
+        return self.url + "v1"
+
+
+def runtime_file() -> Path:
+    return Path(jupyter_runtime_dir()) / RUNTIME_FILE
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def parent_server() -> ServerInfo | None:
+    """The Jupyter server whose kernel we are, if it runs the lm_jupyter extension."""
+    parent = os.environ.get("JPY_PARENT_PID")
+    if not parent:
+        return None
+    from jupyter_server.serverapp import list_running_servers
+
+    for info in list_running_servers():
+        if str(info.get("pid")) == parent:
+            url = info["url"]
+            return ServerInfo(
+                url if url.endswith("/") else url + "/", info.get("token", ""), info["pid"], "parent"
+            )
+    return None
+
+
+def env_server() -> ServerInfo | None:
+    url = os.environ.get("LM_JUPYTER_URL")
+    if not url:
+        return None
+    return ServerInfo(url if url.endswith("/") else url + "/", os.environ.get("LM_JUPYTER_TOKEN", ""))
+
+
+def headless_server() -> ServerInfo | None:
+    """The server ``lmj server start`` left running, if its process is still alive."""
+    path = runtime_file()
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not _pid_alive(int(info["pid"])):
+        path.unlink(missing_ok=True)
+        return None
+    return ServerInfo(info["url"], info["token"], int(info["pid"]), "headless")
+
+
+def find_server() -> ServerInfo | None:
+    for finder in (parent_server, env_server, headless_server):
+        found = finder()
+        if found is not None:
+            return found
+    return None
+
+
+def free_port(host: str, preferred: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, preferred))
+            return preferred
+        except OSError:
+            sock.bind((host, 0))
+            return int(sock.getsockname()[1])
+
+
+def start_headless(
+    *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, models_dir: str | None = None, timeout: float = 60
+) -> ServerInfo:
+    """Start a Jupyter server running only lm_jupyter, detached, and wait until it answers."""
+    token = secrets.token_hex(24)
+    log_dir = Path(jupyter_runtime_dir())
+    log_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "lm_jupyter.server",
+        f"--ServerApp.ip={host}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.allow_root=True",
+        f"--IdentityProvider.token={token}",
+    ]
+    if models_dir:
+        argv.append(f"--LmJupyterApp.models_dir={models_dir}")
+    log_file = (log_dir / "lm_jupyter-server.log").open("ab")
+    proc = subprocess.Popen(
+        argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    info = ServerInfo(f"http://{host}:{port}/", token, proc.pid, "headless")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"The lm_jupyter server exited during startup (status {proc.returncode}); "
+                f"see {log_dir / 'lm_jupyter-server.log'}. Is port {port} in use?"
+            )
+        try:
+            response = httpx.get(
+                info.url + "api/status", headers={"Authorization": f"Bearer {token}"}, timeout=2
+            )
+            if response.status_code == 200:
+                path = runtime_file()
+                path.write_text(json.dumps({"url": info.url, "token": token, "pid": proc.pid, "port": port}))
+                path.chmod(0o600)
+                return info
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"The lm_jupyter server did not answer on {info.url} within {timeout:.0f}s.")
+
+
+def stop_headless(timeout: float = 15) -> int | None:
+    """Stop the server ``lmj server start`` started; returns its port, or None if none ran."""
+    info = headless_server()
+    path = runtime_file()
+    if info is None or info.pid is None:
+        return None
+    data = json.loads(path.read_text())
+    os.kill(info.pid, 15)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid_alive(info.pid):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(info.pid, os.WNOHANG)
+        time.sleep(0.1)
+    if _pid_alive(info.pid):
+        os.kill(info.pid, 9)
+    path.unlink(missing_ok=True)
+    return int(data.get("port", 0)) or None

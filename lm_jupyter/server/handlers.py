@@ -1,0 +1,303 @@
+"""Thin Tornado handlers: parse the request, call the ModelManager, write the wire format.
+
+Every verb is ``@web.authenticated`` through Jupyter's own auth, so the Jupyter token works
+as an OpenAI ``api_key`` (``Authorization: Bearer <token>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ..api import models as model_shapes
+from ..api import responses as shapes
+from ..api.errors import APIError, error_body
+from ..api.requests import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    LoadRequest,
+    UnloadRequest,
+    parse_request,
+)
+from ..api.sse import DONE, sse_data
+from ..engine.instance import Generation, Instance
+from ..engine.manager import ModelManager
+
+log = logging.getLogger("lm_jupyter")
+
+
+class BaseHandler(APIHandler):
+    """Errors in OpenAI's format whichever layer raised them."""
+
+    manager: ModelManager
+
+    def initialize(self, manager: ModelManager) -> None:
+        self.manager = manager
+        self.generation: Generation | None = None
+
+    def get_login_url(self) -> str:
+        raise web.HTTPError(401)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, APIError):
+            level = logging.ERROR if value.status >= 500 else logging.INFO
+            log.log(
+                level, "%s %s -> %d: %s", self.request.method, self.request.path, value.status, value.message
+            )
+        else:
+            super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, APIError):
+            status, body = exc.status, exc.body()
+        elif status_code in (401, 403):
+            status = status_code
+            body = error_body(
+                "Authentication required: send the Jupyter server's token (or an lm_jupyter API "
+                "token) as 'Authorization: Bearer <token>'.",
+                code="invalid_api_key",
+            )
+        elif isinstance(exc, web.HTTPError) and status_code < 500:
+            status = status_code
+            body = error_body(exc.log_message or exc.reason or "Bad request")
+        else:
+            status = 500
+            body = error_body("Internal server error; see the Jupyter server log.", type="server_error")
+        self.set_status(status)
+        self.finish(json.dumps(body))
+
+    def write_json(self, body: dict[str, Any]) -> None:
+        self.finish(json.dumps(body, ensure_ascii=False))
+
+    def on_connection_close(self) -> None:
+        if self.generation is not None:
+            log.info("Client disconnected. Stopping generation...")
+            self._cancel_task = asyncio.ensure_future(self.generation.cancel())
+
+
+class ModelsHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        models = await self.manager.list_models()
+        ids = [model.facts.key for model in models]
+        ids += [ident for ident in self.manager.instances if ident not in ids]
+        self.write_json(model_shapes.openai_models(ids))
+
+
+class _GenerationHandler(BaseHandler):
+    """Shared streaming and non-streaming paths of chat completions and completions."""
+
+    lmstudio = False  # the /api/v0 twins add stats, model_info and runtime
+
+    async def run(
+        self,
+        start: Callable[[], Awaitable[tuple[Instance, Generation]]],
+        *,
+        stream: bool,
+        include_usage: bool,
+        chat: bool,
+    ) -> None:
+        instance, self.generation = await start()
+        env = shapes.Envelope(shapes.new_id("chatcmpl-" if chat else "cmpl-"), instance.identifier)
+        card = _model_card(instance) if self.lmstudio else None
+        if not stream:
+            text = "".join([piece async for piece in self.generation])
+            outcome = self.generation.outcome
+            assert outcome is not None
+            build = shapes.chat_completion if chat else shapes.text_completion
+            self.write_json(build(env, text, outcome, lmstudio=card))
+            return
+        await self.stream(env, chat=chat, include_usage=include_usage, card=card)
+
+    async def stream(
+        self, env: shapes.Envelope, *, chat: bool, include_usage: bool, card: shapes.ModelCard | None
+    ) -> None:
+        assert self.generation is not None
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        try:
+            if chat:  # the role arrives at once, before the first token, as OpenAI does
+                await self.send(shapes.chat_chunk(env, {"role": "assistant", "content": ""}))
+            async for piece in self.generation:
+                delta = {"content": piece}
+                await self.send(
+                    shapes.chat_chunk(env, delta) if chat else shapes.completion_chunk(env, piece)
+                )
+            outcome = self.generation.outcome
+            assert outcome is not None
+            final = (
+                shapes.chat_chunk(env, {}, outcome.finish_reason)
+                if chat
+                else shapes.completion_chunk(env, "", outcome.finish_reason)
+            )
+            if card is not None:
+                final["stats"] = outcome.lmstudio_stats()
+            await self.send(final)
+            if include_usage:
+                await self.send(shapes.usage_chunk(env, obj, outcome))
+        except StreamClosedError:
+            await self.generation.cancel()
+            return
+        except APIError as exc:
+            log.warning("Error after streaming began: %s", exc.message)
+            await self._send_quietly(exc.body())
+        try:
+            self.write(DONE)
+            await self.flush()
+        except StreamClosedError:
+            return
+        self.finish(set_content_type="text/event-stream")
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        self.write(sse_data(payload))
+        await self.flush()
+
+    async def _send_quietly(self, payload: dict[str, Any]) -> None:
+        with contextlib.suppress(StreamClosedError):
+            await self.send(payload)
+
+
+class ChatCompletionsHandler(_GenerationHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        request = parse_request(ChatCompletionRequest, self.request.body)
+        await self.run(
+            lambda: self.manager.chat(request),
+            stream=request.stream,
+            include_usage=request.include_usage(),
+            chat=True,
+        )
+
+
+class CompletionsHandler(_GenerationHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        request = parse_request(CompletionRequest, self.request.body)
+        await self.run(
+            lambda: self.manager.complete(request),
+            stream=request.stream,
+            include_usage=request.include_usage(),
+            chat=False,
+        )
+
+
+class EmbeddingsHandler(BaseHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        request = parse_request(EmbeddingRequest, self.request.body)
+        instance, result = await self.manager.embed(request.model, request.inputs())
+        self.write_json(
+            shapes.embeddings(
+                instance.identifier, result["vectors"], result["prompt_tokens"], request.encoding_format
+            )
+        )
+
+
+class V0ChatCompletionsHandler(ChatCompletionsHandler):
+    lmstudio = True
+
+
+class V0CompletionsHandler(CompletionsHandler):
+    lmstudio = True
+
+
+class V0ModelsHandler(BaseHandler):
+    @web.authenticated
+    async def get(self, model_id: str | None = None) -> None:
+        models = await self.manager.list_models()
+        entries = []
+        for model in models:
+            instances = self.manager.instances_of(model)
+            if not instances:
+                entries.append(model_shapes.v0_model(model.facts, None))
+            entries += [model_shapes.v0_model(model.facts, inst.describe()) for inst in instances]
+        if model_id is None:
+            self.write_json({"object": "list", "data": entries})
+            return
+        for entry in entries:
+            if model_id in (entry["id"], entry["id"].split("@", 1)[0]):
+                self.write_json(entry)
+                return
+        raise APIError(
+            f"Model '{model_id}' is not downloaded. Run `lmj ls` to see the models you have.",
+            status=404,
+            param="model",
+            code="model_not_found",
+        )
+
+
+class V1ModelsHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        models = await self.manager.list_models()
+        self.write_json(
+            {
+                "models": [
+                    model_shapes.v1_model(
+                        model.facts, [inst.describe() for inst in self.manager.instances_of(model)]
+                    )
+                    for model in models
+                ]
+            }
+        )
+
+
+class V1LoadHandler(BaseHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        request = parse_request(LoadRequest, self.request.body)
+        instance = await self.manager.load(
+            request.model, context_length=request.context_length, identifier=request.identifier
+        )
+        self.write_json(
+            {
+                "type": "embedding" if instance.model.facts.type == "embeddings" else "llm",
+                "instance_id": instance.identifier,
+                "load_time_seconds": instance.load_time,
+                "status": "loaded",
+                "load_config": {"context_length": instance.context_length},
+            }
+        )
+
+
+class V1UnloadHandler(BaseHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        request = parse_request(UnloadRequest, self.request.body)
+        await self.manager.unload(request.instance_id)
+        self.write_json({"instance_id": request.instance_id})
+
+
+def _model_card(instance: Instance) -> shapes.ModelCard:
+    facts = instance.model.facts
+    return shapes.ModelCard(
+        arch=facts.arch, quant=facts.quantization, format="gguf", context_length=instance.context_length
+    )
+
+
+ROUTES: list[tuple[str, type[BaseHandler]]] = [
+    (r"/v1/models", ModelsHandler),
+    (r"/v1/chat/completions", ChatCompletionsHandler),
+    (r"/v1/completions", CompletionsHandler),
+    (r"/v1/embeddings", EmbeddingsHandler),
+    (r"/api/v0/models", V0ModelsHandler),
+    (r"/api/v0/models/(.+)", V0ModelsHandler),
+    (r"/api/v0/chat/completions", V0ChatCompletionsHandler),
+    (r"/api/v0/completions", V0CompletionsHandler),
+    (r"/api/v0/embeddings", EmbeddingsHandler),
+    (r"/api/v1/models", V1ModelsHandler),
+    (r"/api/v1/models/load", V1LoadHandler),
+    (r"/api/v1/models/unload", V1UnloadHandler),
+]

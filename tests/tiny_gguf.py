@@ -1,0 +1,124 @@
+"""Write tiny random-weight GGUF models for mechanical tests (DESIGN §4).
+
+A 2-layer, 64-wide llama with a SentencePiece-style vocabulary of control tokens, the 256
+byte tokens and a few words: under a megabyte, thousands of tokens per second, and a real
+file that llama.cpp loads through exactly the same path as a downloaded model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+WORDS = [
+    "▁the",
+    "▁a",
+    "▁hello",
+    "▁world",
+    "▁model",
+    "▁local",
+    "▁jupyter",
+    "▁token",
+    "▁yes",
+    "▁no",
+    "▁and",
+    "▁of",
+    "▁to",
+    "▁is",
+    "▁in",
+    "▁it",
+    ".",
+    ",",
+    "!",
+    "?",
+]
+CONTROL = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+BOS_ID, EOS_ID, IM_START_ID, IM_END_ID = 1, 2, 3, 4
+
+
+def vocabulary() -> tuple[list[str], list[float], list[int]]:
+    tokens, scores, types = [], [], []
+    for index, text in enumerate(CONTROL):
+        tokens.append(text)
+        scores.append(0.0)
+        types.append(gguf.TokenType.UNKNOWN if index == 0 else gguf.TokenType.CONTROL)
+    for byte in range(256):
+        tokens.append(f"<0x{byte:02X}>")
+        scores.append(0.0)
+        types.append(gguf.TokenType.BYTE)
+    for rank, word in enumerate(WORDS):
+        tokens.append(word)
+        scores.append(-float(rank))
+        types.append(gguf.TokenType.NORMAL)
+    return tokens, scores, types
+
+
+def write_tiny_model(
+    path: Path,
+    *,
+    name: str = "tiny-chat",
+    context_length: int = 4096,
+    embedding: bool = False,
+    chat_template: str | None = CHATML_TEMPLATE,
+    seed: int = 0,
+    n_embd: int = 64,
+    n_layer: int = 2,
+) -> Path:
+    rng = np.random.default_rng(seed)
+    tokens, scores, types = vocabulary()
+    n_vocab, n_head, n_ff = len(tokens), 4, 4 * n_embd
+    arch = "llama"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_name(name)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_context_length(context_length)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_layer_norm_rms_eps(1e-5)
+    if embedding:
+        writer.add_pooling_type(gguf.PoolingType.MEAN)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(BOS_ID)
+    writer.add_eos_token_id(EOS_ID)
+    writer.add_unk_token_id(0)
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(False)
+    if chat_template:
+        writer.add_chat_template(chat_template)
+
+    def weight(*shape: int, scale: float = 0.5) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
+
+    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd, scale=8.0))
+    for layer in range(n_layer):
+        prefix = f"blk.{layer}."
+        writer.add_tensor(prefix + "attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        for proj in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            writer.add_tensor(prefix + proj + ".weight", weight(n_embd, n_embd))
+        writer.add_tensor(prefix + "ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        writer.add_tensor(prefix + "ffn_gate.weight", weight(n_ff, n_embd))
+        writer.add_tensor(prefix + "ffn_up.weight", weight(n_ff, n_embd))
+        writer.add_tensor(prefix + "ffn_down.weight", weight(n_embd, n_ff))
+    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    writer.add_tensor("output.weight", weight(n_vocab, n_embd, scale=4.0))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
