@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -99,10 +100,9 @@ def free_port(host: str, preferred: int) -> int:
     with socket.socket() as sock:
         try:
             sock.bind((host, preferred))
-            return preferred
         except OSError:
             sock.bind((host, 0))
-            return int(sock.getsockname()[1])
+        return int(sock.getsockname()[1])
 
 
 def start_headless(
@@ -153,6 +153,23 @@ def start_headless(
     raise RuntimeError(f"The lm_jupyter server did not answer on {info.url} within {timeout:.0f}s.")
 
 
+def stop_process(pid: int, timeout: float = 15) -> None:
+    """SIGTERM, wait (reaping it if it is our child), then SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
 def stop_headless(timeout: float = 15) -> int | None:
     """Stop the server ``lmj server start`` started; returns its port, or None if none ran."""
     info = headless_server()
@@ -160,13 +177,6 @@ def stop_headless(timeout: float = 15) -> int | None:
     if info is None or info.pid is None:
         return None
     data = json.loads(path.read_text())
-    os.kill(info.pid, 15)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_alive(info.pid):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(info.pid, os.WNOHANG)
-        time.sleep(0.1)
-    if _pid_alive(info.pid):
-        os.kill(info.pid, 9)
+    stop_process(info.pid, timeout)
     path.unlink(missing_ok=True)
     return int(data.get("port", 0)) or None

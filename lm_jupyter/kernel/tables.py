@@ -1,0 +1,139 @@
+"""``ls`` and ``ps`` tables in LM Studio's layout, as text for terminals and HTML for notebooks."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def format_size(size: int) -> str:
+    """Base-1000 units with two decimals, as ``lms`` prints them."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000:
+            return f"{value:.2f} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1000
+    return f"{value:.2f} TB"
+
+
+@dataclass
+class Table:
+    """A titled table; IPython shows the HTML form, terminals the padded text form."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+    sections: list[Table] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        parts = [self.caption, ""] if self.caption else []
+        for table in [self, *self.sections]:
+            if table.rows:
+                parts += [table._text(), ""]
+        return "\n".join(parts).rstrip() + "\n"
+
+    def _text(self) -> str:
+        widths = [len(h) for h in self.headers]
+        for row in self.rows:
+            widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+        lines = ["    ".join(h.ljust(w) for h, w in zip(self.headers, widths, strict=True)).rstrip()]
+        for row in self.rows:
+            lines.append("    ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        parts = [f"<p>{html.escape(self.caption)}</p>"] if self.caption else []
+        for table in [self, *self.sections]:
+            if not table.rows:
+                continue
+            head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in table.headers)
+            body = "".join(
+                "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in row) + "</tr>"
+                for row in table.rows
+            )
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return "\n".join(parts)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self).rstrip("\n"))
+
+
+def ls_table(models: list[dict[str, Any]]) -> Table:
+    """Models from ``GET /api/v1/models``, grouped into LLM and EMBEDDING sections."""
+    total = sum(m["size_bytes"] for m in models)
+    noun = "model" if len(models) == 1 else "models"
+    caption = f"You have {len(models)} {noun}, taking up {format_size(total)} of disk space."
+    if not models:
+        caption = "You have no models. Add one with `lmj import PATH`."
+    sections = []
+    for kind, title in (("llm", "LLM"), ("embedding", "EMBEDDING")):
+        rows = []
+        for model in models:
+            if model["type"] != kind:
+                continue
+            loaded = len(model["loaded_instances"])
+            mark = "" if not loaded else "✓ LOADED" if loaded == 1 else f"✓ LOADED ({loaded})"
+            rows.append(
+                [
+                    model["key"],
+                    model.get("params_string") or "",
+                    model.get("architecture", ""),
+                    format_size(model["size_bytes"]),
+                    "Local",
+                    mark,
+                ]
+            )
+        sections.append(Table([title, "PARAMS", "ARCH", "SIZE", "DEVICE", ""], rows))
+    first, *rest = sections
+    first.caption = caption
+    first.sections = rest
+    return first
+
+
+def ls_json(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``lms ls --json`` field names (ModelInfo)."""
+    out = []
+    for model in models:
+        entry = {
+            "type": model["type"],
+            "modelKey": model["key"],
+            "format": model["format"],
+            "displayName": model["display_name"],
+            "publisher": model["publisher"],
+            "path": model["path"],
+            "sizeBytes": model["size_bytes"],
+            "paramsString": model["params_string"],
+            "quantization": {
+                "name": model["quantization"]["name"],
+                "bits": model["quantization"]["bits_per_weight"],
+            },
+            "maxContextLength": model["max_context_length"],
+        }
+        if model["type"] == "llm":
+            entry["architecture"] = model["architecture"]
+            entry["trainedForToolUse"] = model["capabilities"]["trained_for_tool_use"]
+            entry["vision"] = model["capabilities"]["vision"]
+        out.append(entry)
+    return out
+
+
+def ps_table(rows: list[dict[str, Any]]) -> Table:
+    if not rows:
+        return Table(
+            [], [], caption="No models are currently loaded. To load a model, run: lmj load <model key>"
+        )
+    return Table(
+        ["IDENTIFIER", "MODEL", "STATUS", "SIZE", "CONTEXT", "QUEUED"],
+        [
+            [
+                row["identifier"],
+                row["modelKey"],
+                row["status"].upper(),
+                format_size(row["sizeBytes"]),
+                str(row["contextLength"]),
+                str(row["queued"]),
+            ]
+            for row in rows
+        ],
+    )

