@@ -212,7 +212,9 @@ def parse_request(model: type[_T], body: bytes) -> _T:
 
 
 def _to_api_error(exc: ValidationError) -> APIError:
-    first = exc.errors()[0]
+    # Of a union's per-member errors, the deepest one says most (a list of parts missing
+    # "text" beats "not a string"); for unrelated errors the first wins.
+    first = max(exc.errors(), key=lambda error: len(error["loc"]))
     kind = first["type"]
     if kind == "json_invalid":
         return APIError(f"The request body is not valid JSON: {first['msg']}.", code="invalid_json")

@@ -19,26 +19,25 @@ from ..api.errors import APIError
 
 _GEMMA = (
     "{{ bos_token }}"
-    "{%- set sys = namespace(text='') -%}"
-    "{%- for m in messages if m['role'] in ['system', 'developer'] -%}"
-    "{%- set sys.text = sys.text + m['content'] + '\n\n' -%}"
-    "{%- endfor -%}"
-    "{%- set turns = namespace(first=true) -%}"
-    "{%- for m in messages if m['role'] not in ['system', 'developer'] -%}"
-    "{%- set role = 'model' if m['role'] == 'assistant' else 'user' -%}"
-    "<start_of_turn>{{ role }}\n"
-    "{{ (sys.text if turns.first else '') + m['content'] | trim }}<end_of_turn>\n"
-    "{%- set turns.first = false -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}<start_of_turn>model\n{%- endif -%}"
+    "{% set sys = namespace(text='') %}"
+    "{% for m in messages if m['role'] in ['system', 'developer'] %}"
+    "{% set sys.text = sys.text + m['content'] + '\n\n' %}"
+    "{% endfor %}"
+    "{% set turn = namespace(first=true) %}"
+    "{% for m in messages if m['role'] not in ['system', 'developer'] %}"
+    "<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{{ (sys.text if turn.first else '') + m['content'] | trim }}<end_of_turn>\n"
+    "{% set turn.first = false %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
 
 _CHATML = (
-    "{%- for m in messages -%}"
+    "{% for m in messages %}"
     "<|im_start|>{{ 'system' if m['role'] == 'developer' else m['role'] }}\n"
     "{{ m['content'] }}<|im_end|>\n"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}<|im_start|>assistant\n{%- endif -%}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 FALLBACK_TEMPLATES = {"gemma": _GEMMA, "chatml": _CHATML}

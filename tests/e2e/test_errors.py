@@ -84,10 +84,10 @@ def test_bad_chat_fields(http: httpx.Client, body: dict, param: str, code: str |
     ("route", "body", "param"),
     [
         ("v1/completions", {"model": CHAT}, "prompt"),
-        ("v1/completions", {"model": CHAT, "prompt": [1, 2, 3]}, "prompt"),
+        ("v1/completions", {"model": CHAT, "prompt": [1, 2, 3]}, "prompt.0"),
         ("v1/completions", {"model": CHAT, "prompt": ["a", "b"]}, "prompt"),
         ("v1/embeddings", {"model": "test/tiny-embed"}, "input"),
-        ("v1/embeddings", {"model": "test/tiny-embed", "input": [1, 2]}, "input"),
+        ("v1/embeddings", {"model": "test/tiny-embed", "input": [1, 2]}, "input.0"),
         ("v1/embeddings", {"model": "test/tiny-embed", "input": []}, "input"),
         (
             "v1/embeddings",
@@ -146,7 +146,8 @@ def test_prompt_longer_than_context_is_a_400_not_an_empty_stream(http: httpx.Cli
                 },
             )
             error = _error(response, 400, "messages", "context_length_exceeded")
-            assert f"context length of {n_ctx} tokens" in error["message"] and "--context-length" in error["message"]
+            assert f"context length of {n_ctx} tokens" in error["message"]
+            assert "--context-length" in error["message"]
         response = http.post("v1/completions", json={"model": "tiny-64", "prompt": long_text})
         _error(response, 400, "prompt", "context_length_exceeded")
         # The instance is still healthy for a prompt that fits.
@@ -186,7 +187,7 @@ def test_load_and_unload_errors(http: httpx.Client) -> None:
         http.post("api/v1/models/unload", json={"instance_id": "dup"})
 
 
-def test_unauthenticated_requests_are_refused(server) -> None:  # noqa: ANN001
+def test_unauthenticated_requests_are_refused(server) -> None:
     routes = [
         ("GET", "v1/models"),
         ("POST", "v1/chat/completions"),

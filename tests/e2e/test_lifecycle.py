@@ -123,13 +123,13 @@ def test_disconnect_stops_generation(http: httpx.Client, server: ServerInfo) -> 
         "stream": True,
     }
     chunks = 0
-    with httpx.Client(base_url=server.url, headers=http.headers, timeout=60) as own:
-        with own.stream("POST", "v1/chat/completions", json=body) as response:
-            for line in response.iter_lines():
-                chunks += line.startswith("data: ")
-                if chunks == 20:
-                    assert instances(http, LONG)[0]["status"] == "generating"
-                    break
+    own = httpx.Client(base_url=server.url, headers=http.headers, timeout=60)
+    with own, own.stream("POST", "v1/chat/completions", json=body) as response:
+        for line in response.iter_lines():
+            chunks += line.startswith("data: ")
+            if chunks == 20:
+                assert instances(http, LONG)[0]["status"] == "generating"
+                break
     # Closing the connection cancels: the instance is idle long before 32k tokens could be made.
     deadline = time.monotonic() + 2
     while instances(http, LONG)[0]["status"] != "idle":
