@@ -46,7 +46,7 @@ def error_body(
 def model_not_found(model: str) -> APIError:
     return APIError(
         f"Model '{model}' is not downloaded. Run `lmj ls` to see the models you have, "
-        f"`lmj import PATH` to add a GGUF file, or `lmj get {model}` to download it.",
+        "or `lmj import PATH` to add a GGUF file.",
         status=404,
         param="model",
         code="model_not_found",

@@ -20,11 +20,9 @@ def _say(message: str) -> None:
 
 
 def _client() -> Client:
-    server = discovery.find_server()
-    if server is None:
+    if discovery.find_server() is None:
         _say("Starting the lm_jupyter server...")
-        server = discovery.start_headless(models_dir=str(models_dir_from_env()))
-    return Client(server)
+    return Client.discover()
 
 
 def cmd_import(args: argparse.Namespace) -> int:

