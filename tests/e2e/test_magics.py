@@ -1,0 +1,310 @@
+"""``%lms`` and ``%%chat`` in a real IPython kernel talking to a real headless server.
+
+One headless server (tiny random-weight models) and one kernel serve the whole module; a
+second kernel checks discovery through ``JPY_PARENT_PID``. Everything the tests see comes
+from iopub messages, exactly what a notebook frontend receives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager, start_new_kernel
+from tiny_gguf import write_tiny_model  # tests/ is on sys.path (conftest.py)
+
+from lm_jupyter.kernel.discovery import ServerInfo, start_headless, stop_headless
+
+pytestmark = pytest.mark.timeout(120)
+
+CHAT = "test/tiny-chat"
+# Seed 1 under greedy sampling never produces an end-of-generation token for thousands of
+# tokens, so with a 32k context the generation is certainly still running when we interrupt.
+LONG = "test/tiny-long"
+KINDS = ("stream", "display_data", "update_display_data", "execute_result", "error")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def magics_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
+    root = tmp_path_factory.mktemp("magics")
+    models = root / "models"
+    write_tiny_model(models / "test/tiny-chat-GGUF/tiny-chat-F32.gguf")
+    write_tiny_model(
+        models / "test/tiny-long-GGUF/tiny-long-F32.gguf", name="tiny-long", context_length=32768, seed=1
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JUPYTER_RUNTIME_DIR", str(root / "runtime"))
+        for name in ("LM_JUPYTER_URL", "LM_JUPYTER_TOKEN"):
+            mp.delenv(name, raising=False)
+        info = start_headless(port=_free_port(), models_dir=str(models))
+        try:
+            yield info
+        finally:
+            stop_headless()
+
+
+@dataclass
+class Kernel:
+    km: KernelManager
+    kc: BlockingKernelClient
+
+
+@dataclass
+class Run:
+    """The iopub messages one execution produced."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [m["content"] for m in self.messages if m["msg_type"] == kind]
+
+    def stream(self, name: str) -> str:
+        return "".join(c["text"] for c in self.of("stream") if c["name"] == name)
+
+    @property
+    def stdout(self) -> str:
+        return self.stream("stdout")
+
+    @property
+    def stderr(self) -> str:
+        return self.stream("stderr")
+
+    @property
+    def result(self) -> dict[str, Any]:
+        results = self.of("execute_result")
+        assert len(results) == 1, self.messages
+        return dict(results[0]["data"])
+
+    def assert_no_error(self) -> None:
+        assert not self.of("error"), self.of("error")
+        assert "Traceback" not in self.stderr, self.stderr
+
+
+def _start_kernel(env: dict[str, str]) -> Kernel:
+    km, kc = start_new_kernel(kernel_name="python3", startup_timeout=60, env=env)
+    return Kernel(km, kc)
+
+
+def _stop_kernel(kernel: Kernel) -> None:
+    kernel.kc.stop_channels()
+    kernel.km.shutdown_kernel(now=True)
+
+
+def execute(kernel: Kernel, code: str, timeout: float = 30, on_message: Any = None) -> Run:
+    """Run ``code`` and collect its output messages until the kernel is idle again."""
+    msg_id = kernel.kc.execute(code)
+    run = Run()
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kernel.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind = msg["msg_type"]
+        if kind == "status" and msg["content"]["execution_state"] == "idle":
+            return run
+        if kind in KINDS:
+            run.messages.append(msg)
+            if on_message is not None:
+                on_message(msg)
+
+
+def value(kernel: Kernel, expression: str) -> Any:
+    """Evaluate ``expression`` in the kernel; it must be JSON-serializable."""
+    run = execute(kernel, f"import json as _json; print(_json.dumps({expression}))")
+    run.assert_no_error()
+    return json.loads(run.stdout)
+
+
+@pytest.fixture(scope="module")
+def kernel(magics_server: ServerInfo) -> Iterator[Kernel]:
+    env = {**os.environ, "LM_JUPYTER_URL": magics_server.url, "LM_JUPYTER_TOKEN": magics_server.token}
+    kernel = _start_kernel(env)
+    try:
+        run = execute(kernel, "%load_ext lm_jupyter")
+        run.assert_no_error()
+        execute(kernel, "_lm = get_ipython().magics_manager.registry['LmMagics']").assert_no_error()
+        yield kernel
+    finally:
+        _stop_kernel(kernel)
+
+
+def _instances(server: ServerInfo) -> dict[str, dict[str, Any]]:
+    response = httpx.get(
+        server.url + "api/v1/models", headers={"Authorization": f"Bearer {server.token}"}, timeout=10
+    )
+    response.raise_for_status()
+    return {inst["id"]: inst for model in response.json()["models"] for inst in model["loaded_instances"]}
+
+
+def test_lms_commands(kernel: Kernel, magics_server: ServerInfo) -> None:
+    run = execute(kernel, "%lms ls")
+    run.assert_no_error()
+    assert CHAT in run.result["text/html"]
+    assert "<table>" in run.result["text/html"]
+    assert CHAT in run.result["text/plain"]
+
+    run = execute(kernel, "%lms ls --json")
+    run.assert_no_error()
+    assert f"'modelKey': '{CHAT}'" in run.result["text/plain"]
+    keys = value(kernel, "[m['modelKey'] for m in get_ipython().run_line_magic('lms', 'ls --json')]")
+    assert sorted(keys) == [CHAT, LONG]
+
+    run = execute(kernel, f"%lms load {CHAT}")
+    run.assert_no_error()
+    assert "Model loaded successfully in " in run.stdout
+    assert f'To use the model in the API/SDK, use the identifier "{CHAT}".' in run.stdout
+
+    run = execute(kernel, "%lms ps")
+    run.assert_no_error()
+    assert CHAT in run.result["text/html"]
+    assert "IDLE" in run.result["text/html"]
+    rows = value(kernel, "get_ipython().run_line_magic('lms', 'ps --json')")
+    assert [(row["identifier"], row["status"]) for row in rows] == [(CHAT, "idle")]
+
+    run = execute(kernel, "%lms unload")  # exactly one loaded: that one
+    assert run.stdout.strip() == f'Model "{CHAT}" unloaded.'
+    assert execute(kernel, "%lms unload").stdout.strip() == "No models to unload."
+
+    execute(kernel, f"%lms load {CHAT}\n%lms load {CHAT} --identifier second").assert_no_error()
+    assert set(_instances(magics_server)) == {CHAT, "second"}
+    run = execute(kernel, "%lms unload")  # two loaded: ask which
+    run.assert_no_error()
+    assert "2 models are loaded" in run.stderr and run.stderr.count("\n") == 1
+    run = execute(kernel, "%lms unload --all")
+    assert run.stdout.strip() == "Unloaded 2 models."
+    assert _instances(magics_server) == {}
+
+
+def test_bad_input_prints_one_line(kernel: Kernel) -> None:
+    for code, expected in [
+        ("%lms load does/not-exist", "not downloaded"),
+        ("%lms frobnicate", "invalid choice"),
+        ("%lms load", "required"),
+        ("%lms load x --context-length many", "invalid int value"),
+        ('%lms load "unclosed', "Cannot parse"),
+        ("%%chat --max-tokens x\nhi", "invalid int value"),
+        ("%%chat\nhi", "no model is loaded"),
+        ("%%chat does/not-exist\nhi", "not downloaded"),
+    ]:
+        run = execute(kernel, code)
+        run.assert_no_error()
+        assert expected in run.stderr, (code, run.stderr)
+        assert run.stderr.count("\n") == 1, (code, run.stderr)
+        assert not run.of("execute_result"), code
+
+
+def test_chat_streams_and_keeps_history(kernel: Kernel, magics_server: ServerInfo) -> None:
+    execute(kernel, f"%lms load {CHAT}").assert_no_error()
+    # record what the magics send, to check that history goes to the server
+    execute(
+        kernel,
+        "_sent = []\n"
+        "_orig = _lm.client.chat_stream\n"
+        "_lm.client.chat_stream = lambda body: (_sent.append(body), _orig(body))[1]",
+    ).assert_no_error()
+    try:
+        run = execute(kernel, f"%%chat {CHAT} --max-tokens 8\nHello there")
+        run.assert_no_error()
+        assert not run.stderr
+        (shown,) = run.of("display_data")
+        display_id = shown["transient"]["display_id"]
+        updates = run.of("update_display_data")
+        assert updates and all(u["transient"]["display_id"] == display_id for u in updates)
+        final = updates[-1]["data"]["text/markdown"]
+        tokens = re.search(r"· (\d+) tokens?\b", final)  # the footer; the model may stop early
+        assert tokens and int(tokens.group(1)) <= 8 and CHAT in final, final
+        reply = value(kernel, "_lm.last_reply")
+        assert final.startswith(reply)
+        assert value(kernel, "len(_lm.history)") == 2
+
+        run = execute(kernel, "%%chat --max-tokens 8 --temperature 0.5\nAnd again")  # the last model
+        run.assert_no_error()
+        assert run.of("update_display_data")
+        assert value(kernel, "len(_lm.history)") == 4
+        sent = value(kernel, "_sent[-1]")
+        assert sent["model"] == CHAT and sent["temperature"] == 0.5 and sent["max_tokens"] == 8
+        assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+        assert sent["messages"][1]["content"] == reply
+
+        run = execute(kernel, "%%chat --new --system 'Be brief.' --max-tokens 4\nFresh start")
+        run.assert_no_error()
+        assert value(kernel, "len(_lm.history)") == 2
+        assert [m["role"] for m in value(kernel, "_sent[-1]['messages']")] == ["system", "user"]
+
+        run = execute(kernel, "%chat --new")
+        assert run.stdout.strip() == "Started a new conversation."
+        assert value(kernel, "len(_lm.history)") == 0
+    finally:
+        execute(kernel, "_lm.client.chat_stream = _orig\n%lms unload --all").assert_no_error()
+
+
+def test_interrupt_stops_generation(kernel: Kernel, magics_server: ServerInfo) -> None:
+    execute(kernel, f"%lms load {LONG} --context-length 32768").assert_no_error()
+    interrupted_at: list[float] = []
+
+    def interrupt_on_first_update(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "update_display_data" and not interrupted_at:
+            assert _instances(magics_server)[LONG]["status"] == "generating"
+            interrupted_at.append(time.monotonic())
+            kernel.km.interrupt_kernel()
+
+    run = execute(
+        kernel,
+        f"%%chat {LONG} --max-tokens -1 --temperature 0\nTell me a very long story.",
+        on_message=interrupt_on_first_update,
+    )
+    assert interrupted_at, "the generation ended before it could be interrupted"
+    assert time.monotonic() - interrupted_at[0] < 5
+    run.assert_no_error()
+    final = run.of("update_display_data")[-1]["data"]["text/markdown"]
+    assert final.rstrip().endswith("*Interrupted.*") and len(final) > len("*Interrupted.*")
+    assert value(kernel, "len(_lm.history)") == 0  # the partial answer is not history
+
+    deadline = time.monotonic() + 2
+    while _instances(magics_server)[LONG]["status"] != "idle":
+        assert time.monotonic() < deadline, "the server kept generating after the interrupt"
+        time.sleep(0.05)
+    # the client still works after the interrupted stream
+    run = execute(kernel, "%lms ps")
+    run.assert_no_error()
+    assert "IDLE" in run.result["text/html"]
+    execute(kernel, "%lms unload --all").assert_no_error()
+
+
+def test_discovery_through_parent_pid(magics_server: ServerInfo) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LM_JUPYTER_")}
+    kernel = _start_kernel(env)  # its JPY_PARENT_PID is this test process: no Jupyter server
+    try:
+        execute(kernel, "%load_ext lm_jupyter").assert_no_error()
+        status = value(kernel, "get_ipython().run_line_magic('lms', 'server status --json')")
+        assert status["source"] == "headless" and status["url"] == magics_server.url and status["running"]
+
+        # as if the headless server (a Jupyter server) had launched this kernel
+        execute(
+            kernel,
+            f"import os; os.environ['JPY_PARENT_PID'] = '{magics_server.pid}'\n"
+            "get_ipython().magics_manager.registry['LmMagics']._client = None",
+        ).assert_no_error()
+        status = value(kernel, "get_ipython().run_line_magic('lms', 'server status --json')")
+        assert status["source"] == "parent" and status["pid"] == magics_server.pid and status["running"]
+        run = execute(kernel, "%lms server status")
+        run.assert_no_error()
+        assert "the Jupyter server that started this kernel" in run.stdout
+        assert magics_server.url in run.stdout
+    finally:
+        _stop_kernel(kernel)
