@@ -22,7 +22,7 @@ def jp_server_config(tmp_path: Path) -> dict:
     }
 
 
-async def test_routes_live_under_base_url_and_need_auth(jp_fetch, jp_base_url: str) -> None:  # noqa: ANN001
+async def test_routes_live_under_base_url_and_need_auth(jp_fetch, jp_base_url: str) -> None:
     assert jp_base_url == "/a%40b/"  # pytest-jupyter's awkward default catches hard-coded paths
     models = json.loads((await jp_fetch("v1", "models")).body)
     assert "test/tiny-chat" in {m["id"] for m in models["data"]}
