@@ -18,6 +18,12 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+# A template that renders tool definitions, like Qwen 2.5's does.
+TOOLS_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\n# Tools\n{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}"
+    "<|im_end|>\n{% endif %}" + CHATML_TEMPLATE
+)
+
 WORDS = [
     "▁the",
     "▁a",

@@ -48,6 +48,25 @@ def test_usage_counts_the_whole_rendered_prompt(openai_client: OpenAI) -> None:
     assert with_system.usage.prompt_tokens > short.usage.prompt_tokens + len("You are terse.") // 4
 
 
+def test_usage_counts_tool_definitions(openai_client: OpenAI, http: httpx.Client) -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    args = {"model": "test/tiny-tools", "messages": MESSAGES, "max_tokens": 1}
+    plain = openai_client.chat.completions.create(**args)
+    with_tools = openai_client.chat.completions.create(**args, tools=tools)  # type: ignore[arg-type]
+    assert plain.usage and with_tools.usage
+    assert with_tools.usage.prompt_tokens > plain.usage.prompt_tokens + 20
+    assert http.get("api/v0/models/test/tiny-tools").json()["capabilities"] == ["tool_use"]
+
+
 def test_chat_streaming_with_usage(openai_client: OpenAI) -> None:
     stream = openai_client.chat.completions.create(
         model=CHAT,

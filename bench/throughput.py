@@ -1,0 +1,157 @@
+"""Decode speed and time to first token: raw llama-cpp-python vs. a streamed /v1/chat/completions.
+
+    python bench/throughput.py MODEL.gguf [--tokens 128] [--runs 5] [--context 4096]
+
+Both sides load the same file with the same context and thread count, get the same rendered
+chat prompt (the server's template, so prompt token counts match), decode greedily with EOS
+banned so every run makes exactly --tokens tokens, and alternate run by run so machine noise
+hits both alike. Each run uses a different question so neither side answers from a warm cache
+more than the other. Prints medians and the ratios the project targets (>= 0.97 of raw decode
+speed, < 10 ms added to time to first token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import llama_cpp
+
+from lm_jupyter.chat.template import choose_template, render_chat
+from lm_jupyter.engine.gguf_meta import read_metadata
+from lm_jupyter.kernel.discovery import free_port, start_headless, stop_process
+
+TOPICS = [
+    "the sea",
+    "a lighthouse",
+    "mountains",
+    "a robot",
+    "the moon",
+    "a library",
+    "rain",
+    "a garden",
+    "trains",
+    "winter",
+    "a clock",
+    "the desert",
+]
+
+
+def question(run: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"Write a long story about {TOPICS[run % len(TOPICS)]}."}]
+
+
+def banned_tokens(llm: llama_cpp.Llama) -> dict[int, float]:
+    vocab = llm._model.vocab
+    return {t: -100.0 for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
+
+
+def raw_run(
+    llm: llama_cpp.Llama, prompt: str, tokens: int, bias: dict[int, float]
+) -> tuple[float, float, int]:
+    start = time.perf_counter()
+    stamps = []
+    for _chunk in llm.create_completion(
+        prompt, max_tokens=tokens, temperature=0, repeat_penalty=1.0, logit_bias=bias, stream=True
+    ):
+        stamps.append(time.perf_counter())
+    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0]), tokens
+
+
+def server_run(
+    http: httpx.Client, model: str, messages: list[dict[str, str]], tokens: int, bias: dict[int, float]
+) -> tuple[float, float, int]:
+    body = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": tokens,
+        "temperature": 0,
+        "repeat_penalty": 1.0,
+        "logit_bias": {str(k): v for k, v in bias.items()},
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    start = time.perf_counter()
+    stamps = []
+    produced = 0
+    with http.stream("POST", "v1/chat/completions", json=body) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                produced = chunk["usage"]["completion_tokens"]
+            elif chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                stamps.append(time.perf_counter())
+    return stamps[0] - start, (produced - 1) / (stamps[-1] - stamps[0]), produced
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model", type=Path, help="a GGUF file")
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--context", type=int, default=4096)
+    args = parser.parse_args()
+
+    meta = read_metadata(args.model)
+    template = choose_template(meta.arch, meta.fields.get("tokenizer.chat_template"), args.model.name)
+    bos = meta.token_text("tokenizer.ggml.bos_token_id")
+    eos = meta.token_text("tokenizer.ggml.eos_token_id")
+
+    def prompt_for(run: int) -> str:
+        return render_chat(template, question(run), bos_token=bos, eos_token=eos)
+
+    threads = os.cpu_count() or 2
+    llm = llama_cpp.Llama(
+        str(args.model), n_ctx=args.context, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
+    bias = banned_tokens(llm)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp) / "models" / "bench" / "model-GGUF"
+        models.mkdir(parents=True)
+        os.link(args.model.resolve(), models / args.model.name)
+        os.environ["JUPYTER_RUNTIME_DIR"] = str(Path(tmp) / "runtime")
+        server = start_headless(port=free_port("127.0.0.1", 0), models_dir=str(Path(tmp) / "models"))
+        try:
+            http = httpx.Client(
+                base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=600
+            )
+            http.post("api/v1/models/load", json={"model": "bench/model", "context_length": args.context})
+            # Warm both sides once (page in weights, build caches) before measuring.
+            raw_run(llm, prompt_for(99), 8, bias)
+            server_run(http, "bench/model", question(99), 8, bias)
+            raw, ours = [], []
+            for run in range(args.runs):
+                raw.append(raw_run(llm, prompt_for(run), args.tokens, bias))
+                ours.append(server_run(http, "bench/model", question(run), args.tokens, bias))
+                assert ours[-1][2] == args.tokens, ours[-1]
+        finally:
+            stop_process(server.pid or 0)
+
+    raw_ttft = statistics.median(r[0] for r in raw)
+    our_ttft = statistics.median(r[0] for r in ours)
+    raw_tps = statistics.median(r[1] for r in raw)
+    our_tps = statistics.median(r[1] for r in ours)
+    print(f"model: {args.model.name}  tokens/run: {args.tokens}  runs: {args.runs}  threads: {threads}")
+    print(f"{'':28}{'raw llama-cpp-python':>22}{'lm_jupyter /v1 stream':>24}")
+    print(f"{'decode tokens/s (median)':28}{raw_tps:>22.1f}{our_tps:>24.1f}")
+    print(f"{'time to first token (ms)':28}{raw_ttft * 1000:>22.1f}{our_ttft * 1000:>24.1f}")
+    print(f"decode speed ratio (server/raw): {our_tps / raw_tps:.3f}   (target >= 0.97)")
+    print(f"added time to first token: {(our_ttft - raw_ttft) * 1000:+.1f} ms   (target < 10 ms)")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

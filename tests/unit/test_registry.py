@@ -1,0 +1,81 @@
+"""The models folder, listed from GGUF headers alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lm_jupyter.engine.gguf_meta import GGUFError, read_metadata
+from lm_jupyter.engine.registry import Registry
+from lm_jupyter.hub.store import import_model
+from tests.tiny_gguf import CHATML_TEMPLATE, write_tiny_model
+
+
+def test_metadata_without_loading(tmp_path: Path) -> None:
+    path = write_tiny_model(tmp_path / "m.gguf", context_length=2048)
+    meta = read_metadata(path)
+    assert meta.arch == "llama" and meta.arch_field("context_length") == 2048
+    assert meta.fields["tokenizer.chat_template"] == CHATML_TEMPLATE
+    assert meta.token_text("tokenizer.ggml.bos_token_id") == "<s>"
+    assert meta.token_text("tokenizer.ggml.eos_token_id") == "</s>"
+    assert meta.array_lengths["tokenizer.ggml.tokens"] == 281
+    assert meta.n_params > 100_000
+
+
+def test_bad_files_are_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"GGML" + b"\0" * 20)
+    with pytest.raises(GGUFError):
+        read_metadata(junk)
+    good = write_tiny_model(tmp_path / "good.gguf")
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(GGUFError):
+        read_metadata(truncated)
+
+
+def test_listing_in_lm_studio_layout(tmp_path: Path) -> None:
+    write_tiny_model(tmp_path / "acme" / "Chat-7B-GGUF" / "chat-7b-Q4_K_M.gguf")
+    write_tiny_model(tmp_path / "acme" / "Embed-GGUF" / "embed-F32.gguf", embedding=True, chat_template=None)
+    write_tiny_model(tmp_path / "acme" / "Two-GGUF" / "two-F32.gguf")
+    write_tiny_model(tmp_path / "acme" / "Two-GGUF" / "two-F32-copy.gguf")
+    write_tiny_model(tmp_path / "acme" / "Vision-GGUF" / "mmproj-vision-F16.gguf")
+    (tmp_path / "acme" / "Chat-7B-GGUF" / "partial.gguf.part").write_bytes(b"half")
+    (tmp_path / "loose.gguf").write_bytes(b"not in the layout")
+    models = {m.facts.key: m.facts for m in Registry(tmp_path).scan()}
+    assert set(models) == {"acme/chat-7b", "acme/embed", "acme/two@f32"}
+    chat = models["acme/chat-7b"]
+    assert (chat.type, chat.arch, chat.publisher) == ("llm", "llama", "acme")
+    assert chat.quantization == "F32"  # general.file_type wins over the file name
+    assert chat.path == "acme/Chat-7B-GGUF/chat-7b-Q4_K_M.gguf"
+    assert chat.max_context_length == 4096 and not chat.trained_for_tool_use
+    assert models["acme/embed"].type == "embeddings"
+
+
+def test_find_by_key_path_and_base_key(tmp_path: Path) -> None:
+    write_tiny_model(tmp_path / "acme" / "Chat-GGUF" / "chat-F32.gguf")
+    registry = Registry(tmp_path)
+    found = registry.find("ACME/chat")
+    assert found is not None and found.file.name == "chat-F32.gguf"
+    assert registry.find("acme/Chat-GGUF/chat-F32.gguf") == found
+    assert registry.find("acme/other") is None
+
+
+def test_import_hard_links_and_never_shows_partial_files(tmp_path: Path) -> None:
+    source = write_tiny_model(tmp_path / "dl" / "tiny-Q8_0.gguf")
+    root = tmp_path / "models"
+    target = import_model(source, root, publisher="me")
+    assert target == root / "me" / "tiny" / "tiny-Q8_0.gguf"
+    assert os.stat(target).st_ino == os.stat(source).st_ino
+    copied = import_model(source, root, publisher="me", repo="copy", copy=True)
+    assert os.stat(copied).st_ino != os.stat(source).st_ino
+    assert not list(root.rglob("*.part"))
+    assert {m.facts.key for m in Registry(root).scan()} == {"me/tiny", "me/copy"}
+    with pytest.raises(FileExistsError):
+        import_model(source, root, publisher="me")
+    text = tmp_path / "x.gguf"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match="not a GGUF"):
+        import_model(text, root)
