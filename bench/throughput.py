@@ -53,13 +53,26 @@ def banned_tokens(llm: llama_cpp.Llama) -> dict[int, float]:
     return {t: -100.0 for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
 
 
+def prompt_tokens(llm: llama_cpp.Llama, prompt: str) -> list[int]:
+    """Tokenize exactly as the worker does: special tokens parsed, a single BOS."""
+    tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    if llama_cpp.llama_vocab_get_add_bos(llm._model.vocab) and tokens[:1] != [llm.token_bos()]:
+        tokens.insert(0, llm.token_bos())
+    return tokens
+
+
 def raw_run(
     llm: llama_cpp.Llama, prompt: str, tokens: int, bias: dict[int, float]
 ) -> tuple[float, float, int]:
     start = time.perf_counter()
     stamps = []
     for _chunk in llm.create_completion(
-        prompt, max_tokens=tokens, temperature=0, repeat_penalty=1.0, logit_bias=bias, stream=True
+        prompt_tokens(llm, prompt),
+        max_tokens=tokens,
+        temperature=0,
+        repeat_penalty=1.0,
+        logit_bias=bias,
+        stream=True,
     ):
         stamps.append(time.perf_counter())
     return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0]), tokens
@@ -102,6 +115,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--context", type=int, default=4096)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for both sides (0: all cores)")
     args = parser.parse_args()
 
     meta = read_metadata(args.model)
@@ -112,7 +126,7 @@ def main() -> None:
     def prompt_for(run: int) -> str:
         return render_chat(template, question(run), bos_token=bos, eos_token=eos)
 
-    threads = os.cpu_count() or 2
+    threads = args.threads or len(os.sched_getaffinity(0))
     llm = llama_cpp.Llama(
         str(args.model), n_ctx=args.context, n_threads=threads, n_threads_batch=threads, verbose=False
     )
@@ -123,7 +137,11 @@ def main() -> None:
         models.mkdir(parents=True)
         os.link(args.model.resolve(), models / args.model.name)
         os.environ["JUPYTER_RUNTIME_DIR"] = str(Path(tmp) / "runtime")
-        server = start_headless(port=free_port("127.0.0.1", 0), models_dir=str(Path(tmp) / "models"))
+        server = start_headless(
+            port=free_port("127.0.0.1", 0),
+            models_dir=str(Path(tmp) / "models"),
+            config=[f"--LmJupyterApp.threads={threads}"],
+        )
         try:
             http = httpx.Client(
                 base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=600

@@ -24,9 +24,10 @@ log = logging.getLogger("lm_jupyter")
 
 
 class ModelManager:
-    def __init__(self, models_dir: Path, *, default_context_length: int = 4096) -> None:
+    def __init__(self, models_dir: Path, *, default_context_length: int = 4096, threads: int = 0) -> None:
         self.registry = Registry(models_dir)
         self.default_context_length = default_context_length
+        self.threads = threads
         self.instances: dict[str, Instance] = {}
         self._loading: dict[str, asyncio.Task[Instance]] = {}
 
@@ -108,6 +109,7 @@ class ModelManager:
             path=str(model.file),
             context_length=n_ctx,
             embedding=facts.type == "embeddings",
+            threads=self.threads,
         )
         event = await events.get()
         worker.finished(request_id)

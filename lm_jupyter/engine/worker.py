@@ -88,6 +88,7 @@ class Worker:
             command["path"],
             context_length=command["context_length"],
             embedding=command["embedding"],
+            threads=command.get("threads", 0),
             gpu_layers=command.get("gpu_layers", 0),
         )
         emit({"ev": "loaded", **self.backend.info()})

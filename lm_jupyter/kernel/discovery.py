@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,12 @@ def free_port(host: str, preferred: int) -> int:
 
 
 def start_headless(
-    *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, models_dir: str | None = None, timeout: float = 60
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    models_dir: str | None = None,
+    config: Sequence[str] = (),
+    timeout: float = 60,
 ) -> ServerInfo:
     """Start a Jupyter server running only lm_jupyter, detached, and wait until it answers."""
     token = secrets.token_hex(24)
@@ -137,6 +143,7 @@ def start_headless(
     ]
     if models_dir:
         argv.append(f"--LmJupyterApp.models_dir={models_dir}")
+    argv += config  # further traitlets options, e.g. --LmJupyterApp.threads=4
     log_file = (log_dir / "lm_jupyter-server.log").open("ab")
     proc = subprocess.Popen(
         argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True

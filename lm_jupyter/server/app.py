@@ -34,6 +34,12 @@ class LmJupyterApp(ExtensionApp):
     default_context_length = Integer(
         4096, help="Context length for models loaded without an explicit one.", config=True
     )
+    threads = Integer(
+        0,
+        help="CPU threads per model for decoding and prompt processing (0: every core this "
+        "process may use; fewer leaves room for other work on small machines).",
+        config=True,
+    )
 
     @default("models_dir")
     def _models_dir_default(self) -> str:
@@ -41,7 +47,9 @@ class LmJupyterApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         self.manager = ModelManager(
-            Path(self.models_dir).expanduser(), default_context_length=self.default_context_length
+            Path(self.models_dir).expanduser(),
+            default_context_length=self.default_context_length,
+            threads=self.threads,
         )
         self.log.info("lm_jupyter %s serving models from %s", __version__, self.models_dir)
 

@@ -24,8 +24,10 @@ class PromptTooLong(ValueError):
 
 
 class LlamaBackend:
-    def __init__(self, path: str, *, context_length: int, embedding: bool, gpu_layers: int = 0) -> None:
-        threads = max(1, (os.cpu_count() or 2))
+    def __init__(
+        self, path: str, *, context_length: int, embedding: bool, threads: int = 0, gpu_layers: int = 0
+    ) -> None:
+        threads = threads or len(os.sched_getaffinity(0))
         self.embedding = embedding
         self.llama = llama_cpp.Llama(
             model_path=path,
