@@ -25,6 +25,7 @@ from ..api.requests import (
     CompletionRequest,
     EmbeddingRequest,
     LoadRequest,
+    SamplingRequest,
     UnloadRequest,
     parse_request,
 )
@@ -104,22 +105,21 @@ class _GenerationHandler(BaseHandler):
     async def run(
         self,
         start: Callable[[], Awaitable[tuple[Instance, Generation]]],
+        request: SamplingRequest,
         *,
-        stream: bool,
-        include_usage: bool,
         chat: bool,
     ) -> None:
         instance, self.generation = await start()
         env = shapes.Envelope(shapes.new_id("chatcmpl-" if chat else "cmpl-"), instance.identifier)
         card = _model_card(instance) if self.lmstudio else None
-        if not stream:
+        if not request.stream:
             text = "".join([piece async for piece in self.generation])
             outcome = self.generation.outcome
             assert outcome is not None
             build = shapes.chat_completion if chat else shapes.text_completion
             self.write_json(build(env, text, outcome, lmstudio=card))
             return
-        await self.stream(env, chat=chat, include_usage=include_usage, card=card)
+        await self.stream(env, chat=chat, include_usage=request.include_usage(), card=card)
 
     async def stream(
         self, env: shapes.Envelope, *, chat: bool, include_usage: bool, card: shapes.ModelCard | None
@@ -175,24 +175,14 @@ class ChatCompletionsHandler(_GenerationHandler):
     @web.authenticated
     async def post(self) -> None:
         request = parse_request(ChatCompletionRequest, self.request.body)
-        await self.run(
-            lambda: self.manager.chat(request),
-            stream=request.stream,
-            include_usage=request.include_usage(),
-            chat=True,
-        )
+        await self.run(lambda: self.manager.chat(request), request, chat=True)
 
 
 class CompletionsHandler(_GenerationHandler):
     @web.authenticated
     async def post(self) -> None:
         request = parse_request(CompletionRequest, self.request.body)
-        await self.run(
-            lambda: self.manager.complete(request),
-            stream=request.stream,
-            include_usage=request.include_usage(),
-            chat=False,
-        )
+        await self.run(lambda: self.manager.complete(request), request, chat=False)
 
 
 class EmbeddingsHandler(BaseHandler):

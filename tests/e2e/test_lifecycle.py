@@ -19,6 +19,21 @@ LONG = "test/tiny-long"
 NO_EOS = {"2": -100, "4": -100}  # ban </s> and <|im_end|> so random weights keep generating
 
 
+# A streamed chat that would run for 32k tokens unless something stops it.
+ENDLESS_CHAT = {
+    "model": LONG,
+    "messages": [{"role": "user", "content": "go"}],
+    "max_tokens": -1,
+    "logit_bias": NO_EOS,
+    "stream": True,
+}
+
+
+def load_long(http: httpx.Client) -> None:
+    unload_all(http)
+    http.post("api/v1/models/load", json={"model": LONG, "context_length": 32768}).raise_for_status()
+
+
 def worker_pids(server: ServerInfo) -> list[int]:
     """Worker processes are children of the server running lm_jupyter.engine.worker."""
     pids = []
@@ -71,16 +86,9 @@ def _stream_lines(http: httpx.Client, body: dict, lines: list[str], started: thr
 
 
 def test_kill_9_worker_mid_stream(http: httpx.Client, server: ServerInfo) -> None:
-    unload_all(http)
-    http.post("api/v1/models/load", json={"model": LONG, "context_length": 32768}).raise_for_status()
+    load_long(http)
     (pid,) = worker_pids(server)
-    body = {
-        "model": LONG,
-        "messages": [{"role": "user", "content": "go"}],
-        "max_tokens": -1,
-        "logit_bias": NO_EOS,
-        "stream": True,
-    }
+    body = ENDLESS_CHAT
     lines: list[str] = []
     started = threading.Event()
     reader = threading.Thread(target=_stream_lines, args=(http, body, lines, started))
@@ -113,15 +121,8 @@ def test_kill_9_worker_mid_stream(http: httpx.Client, server: ServerInfo) -> Non
 
 
 def test_disconnect_stops_generation(http: httpx.Client, server: ServerInfo) -> None:
-    unload_all(http)
-    http.post("api/v1/models/load", json={"model": LONG, "context_length": 32768}).raise_for_status()
-    body = {
-        "model": LONG,
-        "messages": [{"role": "user", "content": "go"}],
-        "max_tokens": -1,
-        "logit_bias": NO_EOS,
-        "stream": True,
-    }
+    load_long(http)
+    body = ENDLESS_CHAT
     chunks = 0
     own = httpx.Client(base_url=server.url, headers=http.headers, timeout=60)
     with own, own.stream("POST", "v1/chat/completions", json=body) as response:
@@ -143,8 +144,7 @@ def test_disconnect_stops_generation(http: httpx.Client, server: ServerInfo) -> 
 
 
 def test_non_streaming_disconnect_also_cancels(http: httpx.Client, server: ServerInfo) -> None:
-    unload_all(http)
-    http.post("api/v1/models/load", json={"model": LONG, "context_length": 32768}).raise_for_status()
+    load_long(http)
     body = {"model": LONG, "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS}
     with contextlib.suppress(httpx.TimeoutException):
         httpx.post(server.url + "v1/completions", json=body, headers=http.headers, timeout=1.0)
