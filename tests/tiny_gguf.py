@@ -77,7 +77,9 @@ def write_tiny_model(
     seed: int = 0,
     n_embd: int = 64,
     n_layer: int = 2,
+    file_type: gguf.LlamaFileType = gguf.LlamaFileType.ALL_F32,
 ) -> Path:
+    """``file_type`` only labels the file (as a quantized download would be); weights stay F32."""
     rng = np.random.default_rng(seed)
     tokens, scores, types = vocabulary()
     n_vocab, n_head, n_ff = len(tokens), 4, 4 * n_embd
@@ -85,7 +87,7 @@ def write_tiny_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_name(name)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type(file_type)
     writer.add_context_length(context_length)
     writer.add_embedding_length(n_embd)
     writer.add_block_count(n_layer)

@@ -10,7 +10,8 @@ from typing import Any
 class ModelFacts:
     """What is known about one model file on disk, from its GGUF metadata alone."""
 
-    key: str
+    key: str  # this file's key: the model key, plus "@variant" when the repo holds several files
+    model_key: str
     path: str  # relative to the models folder: publisher/repo/file.gguf
     publisher: str
     arch: str
@@ -33,8 +34,32 @@ class LoadedInstance:
     identifier: str
     key: str
     context_length: int
-    status: str  # idle | generating | processingPrompt | loading
-    queued: int
+    status: str  # idle | generating | loading
+    queued: int  # requests in the instance's queue, the running one included (as LM Studio counts)
+    jit: bool
+    ttl_seconds: float | None
+    ttl_remaining_seconds: float | None
+    memory_bytes: int | None
+    parallel: int
+    gpu_offload: float
+    flash_attention: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.identifier,
+            "config": {
+                "context_length": self.context_length,
+                "parallel": self.parallel,
+                "flash_attention": self.flash_attention,
+                "gpu_offload": self.gpu_offload,
+            },
+            "status": self.status,
+            "queued": self.queued,
+            "loaded_by": "jit" if self.jit else "explicit",
+            "ttl_seconds": self.ttl_seconds,
+            "ttl_remaining_seconds": self.ttl_remaining_seconds,
+            "memory_bytes": self.memory_bytes,
+        }
 
 
 def openai_models(ids: list[str]) -> dict[str, Any]:
@@ -46,7 +71,7 @@ def openai_models(ids: list[str]) -> dict[str, Any]:
 
 def v0_model(facts: ModelFacts, instance: LoadedInstance | None) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": instance.identifier if instance else facts.key,
+        "id": instance.identifier if instance else facts.model_key,
         "object": "model",
         "type": facts.type,
         "publisher": facts.publisher,
@@ -63,27 +88,31 @@ def v0_model(facts: ModelFacts, instance: LoadedInstance | None) -> dict[str, An
     return body
 
 
-def v1_model(facts: ModelFacts, instances: list[LoadedInstance]) -> dict[str, Any]:
+def v1_model(
+    facts: ModelFacts, instances: list[LoadedInstance], variants: list[ModelFacts]
+) -> dict[str, Any]:
+    """One model (all its variants); ``facts`` are those of its default variant.
+
+    ``variant_details`` is ours: ``lmj ls --variants`` shows each variant's quantization and size.
+    """
     body: dict[str, Any] = {
         "type": "embedding" if facts.type == "embeddings" else "llm",
         "publisher": facts.publisher,
-        "key": facts.key,
+        "key": facts.model_key,
         "display_name": facts.display_name,
         "quantization": {"name": facts.quantization, "bits_per_weight": quant_bits(facts.quantization)},
         "size_bytes": facts.size_bytes,
         "params_string": facts.params_string,
-        "loaded_instances": [
-            {
-                "id": inst.identifier,
-                "config": {"context_length": inst.context_length},
-                "status": inst.status,
-                "queued": inst.queued,
-            }
-            for inst in instances
-        ],
+        "loaded_instances": [inst.to_json() for inst in instances],
         "max_context_length": facts.max_context_length,
         "format": "gguf",
         "path": facts.path,
+        "variants": [variant.key for variant in variants],
+        "selected_variant": facts.key,
+        "variant_details": [
+            {"key": v.key, "quantization": v.quantization, "size_bytes": v.size_bytes, "path": v.path}
+            for v in variants
+        ],
     }
     if facts.type == "llm":
         body["architecture"] = facts.arch

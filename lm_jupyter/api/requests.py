@@ -251,6 +251,24 @@ class LoadRequest(_Request):
     model: str = Field(min_length=1)
     context_length: int | None = Field(default=None, ge=1)
     identifier: str | None = Field(default=None, min_length=1)
+    ttl: int | None = Field(default=None, ge=1)
+    gpu: Literal["off", "max"] | float | None = None
+    parallel: int = Field(default=4, ge=1, le=64)
+    flash_attention: bool = False
+    echo_load_config: bool = False
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu(cls, value: str | float | None) -> str | float | None:
+        if isinstance(value, float) and not 0 <= value <= 1:
+            raise ValueError("must be 'off', 'max' or a fraction between 0 and 1")
+        return value
+
+    def gpu_ratio(self) -> float:
+        """``lms load --gpu``: off = 0, max = 1, or a fraction of the layers."""
+        if self.gpu is None or self.gpu == "off":
+            return 0.0
+        return 1.0 if self.gpu == "max" else float(self.gpu)
 
 
 class UnloadRequest(_Request):

@@ -12,6 +12,7 @@ from typing import Any
 from ..hub.store import import_model, models_dir_from_env
 from ..kernel import discovery
 from ..kernel.client import Client, LmError
+from ..kernel.options import gpu_option
 from ..kernel.tables import ls_json, ls_table, ps_table
 
 
@@ -41,17 +42,27 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(ls_json(models), indent=2))
     else:
-        print(ls_table(models), end="")
+        print(ls_table(models, variants=args.variants), end="")
     return 0
 
 
 def cmd_load(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    result = _client().load(args.model, context_length=args.context_length, identifier=args.identifier)
+    result = _client().load(
+        args.model,
+        context_length=args.context_length,
+        identifier=args.identifier,
+        ttl=args.ttl,
+        gpu=args.gpu,
+        parallel=args.parallel,
+        flash_attention=args.flash_attention or None,
+    )
     if args.json:
         print(json.dumps(result))
         return 0
     _say(f"Model loaded successfully in {time.perf_counter() - started:.2f}s.")
+    if result.get("message"):
+        _say(result["message"])
     _say(f'To use the model in the API/SDK, use the identifier "{result["instance_id"]}".')
     return 0
 
@@ -141,12 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--llm", action="store_true", help="Only LLMs.")
     p.add_argument("--embedding", action="store_true", help="Only embedding models.")
+    p.add_argument("--variants", action="store_true", help="A row for every variant (quantization).")
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("load", help="Load a model into memory.")
     p.add_argument("model")
     p.add_argument("-c", "--context-length", type=int)
-    p.add_argument("--identifier")
+    p.add_argument("--identifier", help="Name of the loaded instance (default: the model key).")
+    p.add_argument("--ttl", type=int, help="Unload after this many idle seconds.")
+    p.add_argument("--gpu", type=gpu_option, help="GPU offload: off, max, or a fraction 0.0-1.0.")
+    p.add_argument("--parallel", type=int, help="Maximum concurrent predictions.")
+    p.add_argument("--flash-attention", action="store_true", help="Use flash attention.")
     p.add_argument("-y", "--yes", action="store_true", help="Do not ask questions.")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_load)

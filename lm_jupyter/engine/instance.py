@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,6 +15,18 @@ from .process import WorkerProcess
 from .registry import LocalModel
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load an instance (``lms load`` flags / ``POST /api/v1/models/load`` fields)."""
+
+    context_length: int | None = None
+    identifier: str | None = None
+    ttl: float | None = None  # idle seconds before unloading; None: never
+    gpu: float = 0.0  # fraction of layers to offload: 0 = off, 1 = max
+    parallel: int = 4
+    flash_attention: bool = False
+
+
 @dataclass
 class Instance:
     identifier: str
@@ -23,12 +36,22 @@ class Instance:
     n_vocab: int
     jit: bool
     load_time: float
+    options: LoadOptions
+    on_gpu: bool
     active: int = 0
-    last_used: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.monotonic)
 
     @property
     def status(self) -> str:
         return "generating" if self.active else "idle"
+
+    def idle_for(self, now: float) -> float:
+        return 0.0 if self.active else now - self.last_used
+
+    def ttl_remaining(self, now: float) -> float | None:
+        if self.options.ttl is None:
+            return None
+        return max(0.0, self.options.ttl - self.idle_for(now))
 
     def describe(self) -> LoadedInstance:
         return LoadedInstance(
@@ -37,6 +60,13 @@ class Instance:
             context_length=self.context_length,
             status=self.status,
             queued=self.active,
+            jit=self.jit,
+            ttl_seconds=self.options.ttl,
+            ttl_remaining_seconds=self.ttl_remaining(time.monotonic()),
+            memory_bytes=resident_bytes(self.worker.pid),
+            parallel=self.options.parallel,
+            gpu_offload=self.options.gpu,
+            flash_attention=self.options.flash_attention,
         )
 
     async def generate(self, params: dict[str, Any]) -> Generation:
@@ -50,7 +80,7 @@ class Instance:
             event = await events.get()
         finally:
             self.active -= 1
-            self.last_used = time.time()
+            self.last_used = time.monotonic()
             self.worker.finished(request_id)
         _raise_if_error(self, event, param="input")
         return event
@@ -108,8 +138,20 @@ class Generation:
         if not self._closed:
             self._closed = True
             self.instance.active -= 1
-            self.instance.last_used = time.time()
+            self.instance.last_used = time.monotonic()
             self.instance.worker.finished(self.request_id)
+
+
+def resident_bytes(pid: int | None) -> int | None:
+    """A worker's resident memory (Linux /proc; None where that is not available)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def _raise_if_error(instance: Instance, event: dict[str, Any], param: str | None) -> None:

@@ -10,31 +10,76 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..api.errors import APIError, model_not_found
+from ..api.models import LoadedInstance
 from ..api.requests import ChatCompletionRequest, CompletionRequest, SamplingRequest
 from ..chat.template import choose_template, render_chat
-from .instance import Generation, Instance
+from .instance import Generation, Instance, LoadOptions
 from .process import WorkerProcess
-from .registry import LocalModel, Registry
+from .registry import LocalModel, Registry, default_variant, group_variants
 
 log = logging.getLogger("lm_jupyter")
 
 
+@dataclass
+class ModelGroup:
+    key: str
+    variants: list[LocalModel]
+    default: LocalModel
+    instances: list[Instance]
+    loading: list[LoadedInstance]
+
+    def described(self) -> list[LoadedInstance]:
+        return [inst.describe() for inst in self.instances] + self.loading
+
+
 class ModelManager:
-    def __init__(self, models_dir: Path, *, default_context_length: int = 4096, threads: int = 0) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        *,
+        default_context_length: int = 4096,
+        threads: int = 0,
+        jit_ttl: float = 3600,
+        auto_evict: bool = True,
+        max_jit_instances: int = 1,
+        reap_interval: float = 0.5,
+    ) -> None:
         self.registry = Registry(models_dir)
         self.default_context_length = default_context_length
         self.threads = threads
+        self.jit_ttl = jit_ttl
+        self.auto_evict = auto_evict
+        self.max_jit_instances = max_jit_instances
+        self.reap_interval = reap_interval
+        self._reaper: asyncio.Task[None] | None = None
+        self._pending: dict[str, tuple[LocalModel, LoadOptions, bool]] = {}
         self.instances: dict[str, Instance] = {}
         self._loading: dict[str, asyncio.Task[Instance]] = {}
 
     # -- what exists ---------------------------------------------------------------------
 
-    async def list_models(self) -> list[LocalModel]:
-        return await asyncio.to_thread(self.registry.scan)
+    async def catalog(self) -> list[ModelGroup]:
+        """Every model on disk with its variants, default variant and loaded instances."""
+        files = await asyncio.to_thread(self.registry.scan)
+        return [
+            ModelGroup(
+                key=key,
+                variants=variants,
+                default=default_variant(variants),
+                instances=[i for i in self.instances.values() if i.model.facts.model_key == key],
+                loading=[
+                    loading_placeholder(identifier, model, options, jit)
+                    for identifier, (model, options, jit) in self._pending.items()
+                    if model.facts.model_key == key
+                ],
+            )
+            for key, variants in group_variants(files).items()
+        ]
 
     async def find(self, name: str) -> LocalModel:
         model = await asyncio.to_thread(self.registry.find, name)
@@ -42,37 +87,41 @@ class ModelManager:
             raise model_not_found(name)
         return model
 
-    def instances_of(self, model: LocalModel) -> list[Instance]:
-        return [inst for inst in self.instances.values() if inst.model.file == model.file]
+    def instances_of(self, model: LocalModel, name: str) -> list[Instance]:
+        """Instances serving ``name``: that very file, or any variant when a model key is named."""
+        return [
+            inst
+            for inst in self.instances.values()
+            if inst.model.file == model.file or inst.model.facts.model_key == name.lower()
+        ]
 
     # -- loading -------------------------------------------------------------------------
 
-    async def instance_for(self, name: str) -> Instance:
-        """The instance a request names, loading it just in time if it is only on disk."""
+    async def instance_for(self, name: str, *, ttl: float | None = None) -> Instance:
+        """The instance a request names, loading it just in time if it is only on disk.
+
+        ``ttl`` (the request's) applies only if this request is the one that loads it.
+        """
         if name in self.instances:
             return self.instances[name]
         model = await self.find(name)
-        loaded = self.instances_of(model)
+        loaded = self.instances_of(model, name)
         if loaded:
             return loaded[0]
-        return await self.load(model.facts.key, jit=True)
+        return await self.load(name, LoadOptions(ttl=ttl or self.jit_ttl), jit=True)
 
-    async def load(
-        self,
-        name: str,
-        *,
-        context_length: int | None = None,
-        identifier: str | None = None,
-        jit: bool = False,
-    ) -> Instance:
+    async def load(self, name: str, options: LoadOptions, *, jit: bool = False) -> Instance:
         model = await self.find(name)
+        # A model is addressed as it was named (its key, or a variant's key), not by path.
+        named = name.lower() if "/" in name and not name.lower().endswith(".gguf") else model.facts.key
+        identifier = options.identifier
         if identifier is None:
-            identifier = model.facts.key
-            if jit and identifier in self._loading:
+            identifier = named
+            if jit and identifier in self._loading:  # concurrent first requests share one load
                 return await asyncio.shield(self._loading[identifier])
             suffix = 2
             while identifier in self.instances or identifier in self._loading:
-                identifier = f"{model.facts.key}:{suffix}"
+                identifier = f"{named}:{suffix}"
                 suffix += 1
         elif identifier in self.instances or identifier in self._loading:
             raise APIError(
@@ -82,25 +131,28 @@ class ModelManager:
                 param="identifier",
                 code="identifier_in_use",
             )
-        task = asyncio.create_task(self._start(model, identifier, context_length, jit))
+        task = asyncio.create_task(self._start(model, identifier, options, jit))
         self._loading[identifier] = task
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._loading.pop(identifier, None)
+        self._pending[identifier] = (model, options, jit)
+        task.add_done_callback(lambda _: self._forget_load(identifier, task))
+        return await asyncio.shield(task)
 
-    async def _start(
-        self, model: LocalModel, identifier: str, context_length: int | None, jit: bool
-    ) -> Instance:
+    def _forget_load(self, identifier: str, task: asyncio.Task[Instance]) -> None:
+        if self._loading.get(identifier) is task:
+            del self._loading[identifier]
+            del self._pending[identifier]
+
+    async def _start(self, model: LocalModel, identifier: str, options: LoadOptions, jit: bool) -> Instance:
         facts = model.facts
-        if context_length is not None and context_length > facts.max_context_length:
+        if options.context_length is not None and options.context_length > facts.max_context_length:
             raise APIError(
-                f"context_length {context_length} is larger than the maximum of {facts.key} "
+                f"context_length {options.context_length} is larger than the maximum of {facts.key} "
                 f"({facts.max_context_length}).",
                 param="context_length",
             )
-        n_ctx = context_length or min(self.default_context_length, facts.max_context_length)
+        if jit and self.auto_evict:
+            await self._evict_jit_instances(keep=self.max_jit_instances - 1)
+        n_ctx = options.context_length or min(self.default_context_length, facts.max_context_length)
         started = time.perf_counter()
         worker = WorkerProcess(identifier, self._worker_exited)
         await worker.start()
@@ -110,6 +162,8 @@ class ModelManager:
             context_length=n_ctx,
             embedding=facts.type == "embeddings",
             threads=self.threads,
+            gpu_layers=gpu_layers(options.gpu, model.meta.arch_field("block_count", 0)),
+            flash_attention=options.flash_attention,
         )
         event = await events.get()
         worker.finished(request_id)
@@ -130,18 +184,54 @@ class ModelManager:
             n_vocab=event["n_vocab"],
             jit=jit,
             load_time=time.perf_counter() - started,
+            options=options,
+            on_gpu=options.gpu > 0 and event["gpu_offload_supported"],
         )
         self.instances[identifier] = instance
+        self._ensure_reaper()
         log.info(
-            "Loaded %s as '%s' (pid %s, context %d) in %.2fs%s",
+            "Loaded %s as '%s' (pid %s, context %d%s) in %.2fs%s",
             facts.key,
             identifier,
             worker.pid,
             instance.context_length,
+            f", ttl {options.ttl:g}s" if options.ttl else "",
             instance.load_time,
             " (JIT)" if jit else "",
         )
         return instance
+
+    async def _evict_jit_instances(self, keep: int) -> None:
+        """Auto-evict: unload the least recently used JIT instances until ``keep`` remain.
+
+        A busy instance is never cut off: eviction waits for its requests to finish.
+        """
+        while True:
+            jit = sorted((i for i in self.instances.values() if i.jit), key=lambda i: i.last_used)
+            if len(jit) <= max(keep, 0):
+                return
+            victim = jit[0]
+            while victim.active and victim.identifier in self.instances:
+                await asyncio.sleep(self.reap_interval)
+            if victim.identifier in self.instances:
+                log.info("Auto-evicting JIT-loaded '%s' to make room", victim.identifier)
+                await self.unload(victim.identifier)
+
+    def _ensure_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap_idle())
+
+    async def _reap_idle(self) -> None:
+        """Unload instances idle longer than their TTL (never one that is working)."""
+        while self.instances:
+            await asyncio.sleep(self.reap_interval)
+            now = time.monotonic()
+            for instance in list(self.instances.values()):
+                if instance.ttl_remaining(now) == 0.0 and not instance.active:
+                    log.info(
+                        "Unloading '%s': idle for its TTL of %gs", instance.identifier, instance.options.ttl
+                    )
+                    await self.unload(instance.identifier)
 
     def _worker_exited(self, worker: WorkerProcess) -> None:
         for identifier, inst in list(self.instances.items()):
@@ -162,6 +252,8 @@ class ModelManager:
         await instance.worker.stop()
 
     async def shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
         for task in list(self._loading.values()):
             task.cancel()
         await asyncio.gather(
@@ -188,8 +280,10 @@ class ModelManager:
         instance = await self._llm_for(request)
         return instance, await self._generate(instance, request, request.prompt_text(), "prompt")
 
-    async def embed(self, model: str, texts: list[str]) -> tuple[Instance, dict[str, Any]]:
-        instance = await self.instance_for(model)
+    async def embed(
+        self, model: str, texts: list[str], ttl: float | None = None
+    ) -> tuple[Instance, dict[str, Any]]:
+        instance = await self.instance_for(model, ttl=ttl)
         if instance.model.facts.type != "embeddings":
             raise APIError(
                 f"'{model}' is not an embedding model; /v1/embeddings needs one (type "
@@ -200,7 +294,7 @@ class ModelManager:
         return instance, await instance.embed(texts)
 
     async def _llm_for(self, request: SamplingRequest) -> Instance:
-        instance = await self.instance_for(request.model)
+        instance = await self.instance_for(request.model, ttl=request.ttl)
         if instance.model.facts.type != "llm":
             raise APIError(
                 f"'{request.model}' is an embedding model; use /v1/embeddings with it.",
@@ -237,3 +331,29 @@ class ModelManager:
         generation = await instance.generate(params)
         await generation.start(prompt_param)
         return generation
+
+
+def gpu_layers(ratio: float, block_count: int) -> int:
+    """llama.cpp's n_gpu_layers for an offload fraction (1 = every layer, output included)."""
+    if ratio >= 1:
+        return -1
+    return round(ratio * int(block_count))
+
+
+def loading_placeholder(
+    identifier: str, model: LocalModel, options: LoadOptions, jit: bool
+) -> LoadedInstance:
+    return LoadedInstance(
+        identifier=identifier,
+        key=model.facts.key,
+        context_length=options.context_length or 0,
+        status="loading",
+        queued=0,
+        jit=jit,
+        ttl_seconds=options.ttl,
+        ttl_remaining_seconds=options.ttl,
+        memory_bytes=None,
+        parallel=options.parallel,
+        gpu_offload=options.gpu,
+        flash_attention=options.flash_attention,
+    )

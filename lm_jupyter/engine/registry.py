@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
 
-from ..api.models import ModelFacts
+from ..api.models import ModelFacts, quant_bits
 from ..hub.store import QUANT_IN_NAME
 from .gguf_meta import GGUFError, GGUFMetadata, read_metadata
 
@@ -26,6 +27,7 @@ class LocalModel:
 
     facts: ModelFacts
     file: Path
+    meta: GGUFMetadata
     chat_template: str | None
     bos_token: str
     eos_token: str
@@ -51,7 +53,11 @@ class Registry:
         return meta
 
     def scan(self) -> list[LocalModel]:
-        """Every model under the root, keyed as LM Studio keys them."""
+        """Every model file under the root, keyed as LM Studio keys them.
+
+        Files in one repo folder are variants of one model: each gets ``key@quant`` (or
+        ``key@file-stem`` when two share a quantization) and the same ``model_key``.
+        """
         found: list[tuple[Path, GGUFMetadata, tuple[int, int]]] = []
         if self.root.is_dir():
             for file in sorted(self.root.glob("*/*/*.gguf")):
@@ -62,25 +68,29 @@ class Registry:
                 meta = self._metadata(file, stamp)
                 if meta is not None:
                     found.append((file, meta, stamp))
-        by_repo: dict[Path, int] = {}
-        for file, _, _ in found:
-            by_repo[file.parent] = by_repo.get(file.parent, 0) + 1
+        siblings: dict[Path, list[str]] = {}
+        for file, meta, _ in found:
+            siblings.setdefault(file.parent, []).append(quantization_name(meta, file.name).lower())
         models = []
         for file, meta, stamp in found:
-            variants = by_repo[file.parent] > 1
-            models.append(self._describe(file, meta, variants, stamp))
+            quants = siblings[file.parent]
+            quant = quantization_name(meta, file.name).lower()
+            suffix = None if len(quants) == 1 else quant if quants.count(quant) == 1 else file.stem.lower()
+            models.append(self._describe(file, meta, suffix, stamp))
         return models
 
-    def _describe(self, file: Path, meta: GGUFMetadata, variants: bool, stamp: tuple[int, int]) -> LocalModel:
+    def _describe(
+        self, file: Path, meta: GGUFMetadata, variant: str | None, stamp: tuple[int, int]
+    ) -> LocalModel:
         publisher = file.parent.parent.name
         repo = re.sub(r"(?i)[-_]gguf$", "", file.parent.name)
         quant = quantization_name(meta, file.name)
-        key = f"{publisher}/{repo}".lower()
-        if variants:
-            key = f"{key}@{quant.lower()}"
+        model_key = f"{publisher}/{repo}".lower()
+        key = f"{model_key}@{variant}" if variant else model_key
         template = meta.fields.get("tokenizer.chat_template")
         facts = ModelFacts(
             key=key,
+            model_key=model_key,
             path=str(file.relative_to(self.root)),
             publisher=publisher,
             arch=meta.arch,
@@ -95,22 +105,38 @@ class Registry:
         return LocalModel(
             facts=facts,
             file=file,
+            meta=meta,
             chat_template=template,
             bos_token=meta.token_text("tokenizer.ggml.bos_token_id"),
             eos_token=meta.token_text("tokenizer.ggml.eos_token_id"),
         )
 
-    def find(self, name: str) -> LocalModel | None:
-        """Resolve a key, a key without its @quant, or a relative path."""
+    def find(self, name: str, fits: Callable[[LocalModel], bool] | None = None) -> LocalModel | None:
+        """Resolve a variant key, a relative path, or a model key (its default variant)."""
         models = self.scan()
         wanted = name.lower()
         for model in models:
             if wanted in (model.facts.key, model.facts.path.lower()):
                 return model
-        for model in models:
-            if model.facts.key.split("@", 1)[0] == wanted:
-                return model
-        return None
+        variants = [model for model in models if model.facts.model_key == wanted]
+        return default_variant(variants, fits) if variants else None
+
+
+def default_variant(
+    variants: list[LocalModel], fits: Callable[[LocalModel], bool] | None = None
+) -> LocalModel:
+    """The best quantization that fits; if none fits, the smallest file."""
+    fitting = [v for v in variants if fits is None or fits(v)]
+    if not fitting:
+        return min(variants, key=lambda v: v.facts.size_bytes)
+    return max(fitting, key=lambda v: (quant_bits(v.facts.quantization) or 0, v.facts.size_bytes))
+
+
+def group_variants(models: list[LocalModel]) -> dict[str, list[LocalModel]]:
+    groups: dict[str, list[LocalModel]] = {}
+    for model in models:
+        groups.setdefault(model.facts.model_key, []).append(model)
+    return groups
 
 
 def model_type(meta: GGUFMetadata) -> str:

@@ -90,6 +90,7 @@ class Worker:
             embedding=command["embedding"],
             threads=command.get("threads", 0),
             gpu_layers=command.get("gpu_layers", 0),
+            flash_attention=command.get("flash_attention", False),
         )
         emit({"ev": "loaded", **self.backend.info()})
 

@@ -54,12 +54,9 @@ class Client:
     def models(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "api/v1/models")["models"])
 
-    def load(self, model: str, *, context_length: int | None = None, identifier: str | None = None) -> Any:
-        body: dict[str, Any] = {"model": model}
-        if context_length is not None:
-            body["context_length"] = context_length
-        if identifier is not None:
-            body["identifier"] = identifier
+    def load(self, model: str, **options: Any) -> Any:
+        """``options``: context_length, identifier, ttl, gpu, parallel, flash_attention (None: default)."""
+        body = {"model": model, **{k: v for k, v in options.items() if v is not None}}
         return self._request("POST", "api/v1/models/load", body)
 
     def unload(self, instance_id: str) -> Any:
@@ -70,6 +67,7 @@ class Client:
         rows = []
         for model in self.models():
             for inst in model["loaded_instances"]:
+                ttl, remaining = inst["ttl_seconds"], inst["ttl_remaining_seconds"]
                 rows.append(
                     {
                         "identifier": inst["id"],
@@ -78,7 +76,12 @@ class Client:
                         "status": inst["status"],
                         "queued": inst["queued"],
                         "contextLength": inst["config"]["context_length"],
+                        "parallel": inst["config"]["parallel"],
                         "sizeBytes": model["size_bytes"],
+                        "memoryBytes": inst["memory_bytes"],
+                        "ttlMs": None if ttl is None else int(ttl * 1000),
+                        "ttlRemainingMs": None if remaining is None else int(remaining * 1000),
+                        "loadedBy": inst["loaded_by"],
                     }
                 )
         return rows

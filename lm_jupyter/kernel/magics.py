@@ -27,6 +27,7 @@ from IPython.display import DisplayHandle, display
 
 from .client import Client, LmError
 from .discovery import ServerInfo, find_server
+from .options import gpu_option
 from .tables import Table, ls_json, ls_table, ps_table
 
 UPDATE_INTERVAL = 0.1  # seconds between display updates while streaming (~10/s)
@@ -72,11 +73,16 @@ def _lms_parser() -> _Parser:
 
     ls = commands.add_parser("ls", help="list downloaded models")
     ls.add_argument("--json", action="store_true", help="return the list as Python data")
+    ls.add_argument("--variants", action="store_true", help="a row for every variant (quantization)")
 
     load = commands.add_parser("load", help="load a model")
     load.add_argument("model", metavar="MODEL", help="model key, e.g. publisher/model")
     load.add_argument("--context-length", type=int, metavar="N", help="context length in tokens")
     load.add_argument("--identifier", metavar="ID", help="identifier to give the loaded instance")
+    load.add_argument("--ttl", type=int, metavar="SECONDS", help="unload after this many idle seconds")
+    load.add_argument("--gpu", type=gpu_option, metavar="off|max|0-1", help="GPU offload")
+    load.add_argument("--parallel", type=int, metavar="N", help="maximum concurrent predictions")
+    load.add_argument("--flash-attention", action="store_true", help="use flash attention")
 
     ps = commands.add_parser("ps", help="list loaded models")
     ps.add_argument("--json", action="store_true", help="return the list as Python data")
@@ -178,7 +184,7 @@ class LmMagics(Magics):
 
     def _lms_ls(self, args: argparse.Namespace) -> Table | list[dict[str, Any]]:
         models = self.client.models()
-        return ls_json(models) if args.json else ls_table(models)
+        return ls_json(models) if args.json else ls_table(models, variants=args.variants)
 
     def _lms_ps(self, args: argparse.Namespace) -> Table | list[dict[str, Any]]:
         rows = self.client.loaded()
@@ -186,9 +192,19 @@ class LmMagics(Magics):
 
     def _lms_load(self, args: argparse.Namespace) -> None:
         print(f'Loading model "{args.model}"...')
-        result = self.client.load(args.model, context_length=args.context_length, identifier=args.identifier)
+        result = self.client.load(
+            args.model,
+            context_length=args.context_length,
+            identifier=args.identifier,
+            ttl=args.ttl,
+            gpu=args.gpu,
+            parallel=args.parallel,
+            flash_attention=args.flash_attention or None,
+        )
         identifier = result["instance_id"]
         print(f"Model loaded successfully in {result.get('load_time_seconds', 0.0):.2f}s.")
+        if result.get("message"):
+            print(result["message"])
         print(f'To use the model in the API/SDK, use the identifier "{identifier}".')
         self.last_model = identifier
 

@@ -59,9 +59,12 @@ class Table:
         printer.text(str(self).rstrip("\n"))
 
 
-def ls_table(models: list[dict[str, Any]]) -> Table:
-    """Models from ``GET /api/v1/models``, grouped into LLM and EMBEDDING sections."""
-    total = sum(m["size_bytes"] for m in models)
+def ls_table(models: list[dict[str, Any]], *, variants: bool = False) -> Table:
+    """Models from ``GET /api/v1/models``, grouped into LLM and EMBEDDING sections.
+
+    With ``variants``, each variant gets its own indented row, `` * `` marking the default.
+    """
+    total = sum(v["size_bytes"] for m in models for v in m["variant_details"])
     noun = "model" if len(models) == 1 else "models"
     caption = f"You have {len(models)} {noun}, taking up {format_size(total)} of disk space."
     if not models:
@@ -74,9 +77,11 @@ def ls_table(models: list[dict[str, Any]]) -> Table:
                 continue
             loaded = len(model["loaded_instances"])
             mark = "" if not loaded else "✓ LOADED" if loaded == 1 else f"✓ LOADED ({loaded})"
+            count = len(model["variants"])
+            name = model["key"] + (f" ({count} variants)" if count > 1 else "")
             rows.append(
                 [
-                    model["key"],
+                    name,
                     model.get("params_string") or "",
                     model.get("architecture", ""),
                     format_size(model["size_bytes"]),
@@ -84,6 +89,10 @@ def ls_table(models: list[dict[str, Any]]) -> Table:
                     mark,
                 ]
             )
+            if variants and count > 1:
+                for variant in model["variant_details"]:
+                    star = " * " if variant["key"] == model["selected_variant"] else "   "
+                    rows.append([star + variant["key"], "", "", format_size(variant["size_bytes"]), "", ""])
         sections.append(Table([title, "PARAMS", "ARCH", "SIZE", "DEVICE", ""], rows))
     first, *rest = sections
     first.caption = caption
@@ -109,6 +118,8 @@ def ls_json(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "bits": model["quantization"]["bits_per_weight"],
             },
             "maxContextLength": model["max_context_length"],
+            "variants": model["variants"],
+            "selectedVariant": model["selected_variant"],
         }
         if model["type"] == "llm":
             entry["architecture"] = model["architecture"]
@@ -124,16 +135,36 @@ def ps_table(rows: list[dict[str, Any]]) -> Table:
             [], [], caption="No models are currently loaded. To load a model, run: lmj load <model key>"
         )
     return Table(
-        ["IDENTIFIER", "MODEL", "STATUS", "SIZE", "CONTEXT", "QUEUED"],
+        ["IDENTIFIER", "MODEL", "STATUS", "QUEUED", "SIZE", "MEMORY", "CONTEXT", "PARALLEL", "TTL", "LOADED"],
         [
             [
                 row["identifier"],
                 row["modelKey"],
                 row["status"].upper(),
-                format_size(row["sizeBytes"]),
-                str(row["contextLength"]),
                 str(row["queued"]),
+                format_size(row["sizeBytes"]),
+                format_size(row["memoryBytes"]) if row["memoryBytes"] else "",
+                str(row["contextLength"]),
+                str(row["parallel"]),
+                _ttl(row["ttlRemainingMs"], row["ttlMs"]),
+                "JIT" if row["loadedBy"] == "jit" else "explicit",
             ]
             for row in rows
         ],
     )
+
+
+def format_duration(ms: int) -> str:
+    seconds = round(ms / 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+def _ttl(remaining: int | None, total: int | None) -> str:
+    """``lms ps`` shows ``<remaining> / <total>``."""
+    if total is None or remaining is None:
+        return ""
+    return f"{format_duration(remaining)} / {format_duration(total)}"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Integer, Unicode, default
+from traitlets import Bool, Float, Integer, Unicode, default
 
 from .._version import __version__
 from ..engine.manager import ModelManager
@@ -34,6 +34,19 @@ class LmJupyterApp(ExtensionApp):
     default_context_length = Integer(
         4096, help="Context length for models loaded without an explicit one.", config=True
     )
+    jit_ttl = Float(
+        3600,
+        help="Idle seconds before a just-in-time loaded model unloads (a request's `ttl` overrides).",
+        config=True,
+    )
+    auto_evict = Bool(
+        True,
+        help="Before a JIT load, unload earlier JIT-loaded instances (LM Studio's auto-evict).",
+        config=True,
+    )
+    max_jit_instances = Integer(
+        1, help="With auto_evict, how many JIT-loaded instances may stay loaded at once.", config=True
+    )
     threads = Integer(
         0,
         help="CPU threads per model for decoding and prompt processing (0: every core this "
@@ -50,6 +63,9 @@ class LmJupyterApp(ExtensionApp):
             Path(self.models_dir).expanduser(),
             default_context_length=self.default_context_length,
             threads=self.threads,
+            jit_ttl=self.jit_ttl,
+            auto_evict=self.auto_evict,
+            max_jit_instances=self.max_jit_instances,
         )
         self.log.info("lm_jupyter %s serving models from %s", __version__, self.models_dir)
 

@@ -30,7 +30,7 @@ from ..api.requests import (
     parse_request,
 )
 from ..api.sse import DONE, sse_data
-from ..engine.instance import Generation, Instance
+from ..engine.instance import Generation, Instance, LoadOptions
 from ..engine.manager import ModelManager
 
 log = logging.getLogger("lm_jupyter")
@@ -91,8 +91,11 @@ class BaseHandler(APIHandler):
 class ModelsHandler(BaseHandler):
     @web.authenticated
     async def get(self) -> None:
-        models = await self.manager.list_models()
-        ids = [model.facts.key for model in models]
+        ids: list[str] = []
+        for group in await self.manager.catalog():
+            ids.append(group.key)
+            if len(group.variants) > 1:
+                ids += [variant.facts.key for variant in group.variants]
         ids += [ident for ident in self.manager.instances if ident not in ids]
         self.write_json(model_shapes.openai_models(ids))
 
@@ -189,7 +192,7 @@ class EmbeddingsHandler(BaseHandler):
     @web.authenticated
     async def post(self) -> None:
         request = parse_request(EmbeddingRequest, self.request.body)
-        instance, result = await self.manager.embed(request.model, request.inputs())
+        instance, result = await self.manager.embed(request.model, request.inputs(), ttl=request.ttl)
         self.write_json(
             shapes.embeddings(
                 instance.identifier, result["vectors"], result["prompt_tokens"], request.encoding_format
@@ -208,13 +211,11 @@ class V0CompletionsHandler(CompletionsHandler):
 class V0ModelsHandler(BaseHandler):
     @web.authenticated
     async def get(self, model_id: str | None = None) -> None:
-        models = await self.manager.list_models()
         entries = []
-        for model in models:
-            instances = self.manager.instances_of(model)
-            if not instances:
-                entries.append(model_shapes.v0_model(model.facts, None))
-            entries += [model_shapes.v0_model(model.facts, inst.describe()) for inst in instances]
+        for group in await self.manager.catalog():
+            if not group.instances:
+                entries.append(model_shapes.v0_model(group.default.facts, None))
+            entries += [model_shapes.v0_model(i.model.facts, i.describe()) for i in group.instances]
         if model_id is None:
             self.write_json({"object": "list", "data": entries})
             return
@@ -233,35 +234,45 @@ class V0ModelsHandler(BaseHandler):
 class V1ModelsHandler(BaseHandler):
     @web.authenticated
     async def get(self) -> None:
-        models = await self.manager.list_models()
-        self.write_json(
-            {
-                "models": [
-                    model_shapes.v1_model(
-                        model.facts, [inst.describe() for inst in self.manager.instances_of(model)]
-                    )
-                    for model in models
-                ]
-            }
-        )
+        models = [
+            model_shapes.v1_model(
+                group.default.facts,
+                group.described(),
+                variants=[variant.facts for variant in group.variants],
+            )
+            for group in await self.manager.catalog()
+            if self.get_argument("loaded", None) is None or group.described()
+        ]
+        self.write_json({"models": models})
 
 
 class V1LoadHandler(BaseHandler):
     @web.authenticated
     async def post(self) -> None:
         request = parse_request(LoadRequest, self.request.body)
-        instance = await self.manager.load(
-            request.model, context_length=request.context_length, identifier=request.identifier
+        options = LoadOptions(
+            context_length=request.context_length,
+            identifier=request.identifier,
+            ttl=request.ttl,
+            gpu=request.gpu_ratio(),
+            parallel=request.parallel,
+            flash_attention=request.flash_attention,
         )
-        self.write_json(
-            {
-                "type": "embedding" if instance.model.facts.type == "embeddings" else "llm",
-                "instance_id": instance.identifier,
-                "load_time_seconds": instance.load_time,
-                "status": "loaded",
-                "load_config": {"context_length": instance.context_length},
-            }
-        )
+        instance = await self.manager.load(request.model, options)
+        body: dict[str, Any] = {
+            "type": "embedding" if instance.model.facts.type == "embeddings" else "llm",
+            "instance_id": instance.identifier,
+            "load_time_seconds": instance.load_time,
+            "status": "loaded",
+            "device": "gpu" if instance.on_gpu else "cpu",
+        }
+        if options.gpu > 0 and not instance.on_gpu:
+            body["message"] = (
+                "No GPU offload is available in this llama.cpp build: the model runs on the CPU."
+            )
+        if request.echo_load_config:
+            body["load_config"] = instance.describe().to_json()["config"]
+        self.write_json(body)
 
 
 class V1UnloadHandler(BaseHandler):

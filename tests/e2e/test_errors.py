@@ -130,7 +130,8 @@ def test_model_without_template_or_fallback(http: httpx.Client) -> None:
 
 def test_prompt_longer_than_context_is_a_400_not_an_empty_stream(http: httpx.Client) -> None:
     loaded = http.post(
-        "api/v1/models/load", json={"model": CHAT, "context_length": 64, "identifier": "tiny-64"}
+        "api/v1/models/load",
+        json={"model": CHAT, "context_length": 64, "identifier": "tiny-64", "echo_load_config": True},
     )
     assert loaded.status_code == 200, loaded.text
     n_ctx = loaded.json()["load_config"]["context_length"]  # llama.cpp rounds small contexts up

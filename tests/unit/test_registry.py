@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import gguf
 import pytest
 
 from lm_jupyter.engine.gguf_meta import GGUFError, read_metadata
@@ -39,13 +40,21 @@ def test_bad_files_are_refused(tmp_path: Path) -> None:
 def test_listing_in_lm_studio_layout(tmp_path: Path) -> None:
     write_tiny_model(tmp_path / "acme" / "Chat-7B-GGUF" / "chat-7b-Q4_K_M.gguf")
     write_tiny_model(tmp_path / "acme" / "Embed-GGUF" / "embed-F32.gguf", embedding=True, chat_template=None)
-    write_tiny_model(tmp_path / "acme" / "Two-GGUF" / "two-F32.gguf")
-    write_tiny_model(tmp_path / "acme" / "Two-GGUF" / "two-F32-copy.gguf")
+    write_tiny_model(
+        tmp_path / "acme" / "Two-GGUF" / "two-Q8_0.gguf", file_type=gguf.LlamaFileType.MOSTLY_Q8_0
+    )
+    write_tiny_model(
+        tmp_path / "acme" / "Two-GGUF" / "two-Q4_K_M.gguf", file_type=gguf.LlamaFileType.MOSTLY_Q4_K_M
+    )
     write_tiny_model(tmp_path / "acme" / "Vision-GGUF" / "mmproj-vision-F16.gguf")
     (tmp_path / "acme" / "Chat-7B-GGUF" / "partial.gguf.part").write_bytes(b"half")
     (tmp_path / "loose.gguf").write_bytes(b"not in the layout")
     models = {m.facts.key: m.facts for m in Registry(tmp_path).scan()}
-    assert set(models) == {"acme/chat-7b", "acme/embed", "acme/two@f32"}
+    assert set(models) == {"acme/chat-7b", "acme/embed", "acme/two@q8_0", "acme/two@q4_k_m"}
+    assert (
+        models["acme/two@q4_k_m"].model_key == "acme/two"
+        and models["acme/two@q4_k_m"].quantization == "Q4_K_M"
+    )
     chat = models["acme/chat-7b"]
     assert (chat.type, chat.arch, chat.publisher) == ("llm", "llama", "acme")
     assert chat.quantization == "F32"  # general.file_type wins over the file name
@@ -61,6 +70,29 @@ def test_find_by_key_path_and_base_key(tmp_path: Path) -> None:
     assert found is not None and found.file.name == "chat-F32.gguf"
     assert registry.find("acme/Chat-GGUF/chat-F32.gguf") == found
     assert registry.find("acme/other") is None
+
+
+def test_variants_resolve_to_the_best_quantization_that_fits(tmp_path: Path) -> None:
+    repo = tmp_path / "acme" / "Chat-GGUF"
+    write_tiny_model(repo / "chat-Q4_K_M.gguf", file_type=gguf.LlamaFileType.MOSTLY_Q4_K_M)
+    write_tiny_model(repo / "chat-Q8_0.gguf", file_type=gguf.LlamaFileType.MOSTLY_Q8_0)
+    write_tiny_model(repo / "chat-F16.gguf", file_type=gguf.LlamaFileType.MOSTLY_F16)
+    write_tiny_model(repo / "chat-copy-Q8_0.gguf", file_type=gguf.LlamaFileType.MOSTLY_Q8_0)
+    registry = Registry(tmp_path)
+    assert {m.facts.key for m in registry.scan()} == {
+        "acme/chat@q4_k_m",
+        "acme/chat@f16",
+        "acme/chat@chat-q8_0",
+        "acme/chat@chat-copy-q8_0",
+    }
+    assert registry.find("acme/chat").facts.quantization == "F16"  # type: ignore[union-attr]
+    small = registry.find("acme/chat", fits=lambda m: m.facts.quantization == "Q4_K_M")
+    assert small is not None and small.facts.key == "acme/chat@q4_k_m"
+    assert registry.find("acme/chat@q4_k_m") == small
+    nothing_fits = registry.find("acme/chat", fits=lambda m: False)
+    assert nothing_fits is not None and nothing_fits.facts.size_bytes == min(
+        m.facts.size_bytes for m in registry.scan()
+    )
 
 
 def test_import_hard_links_and_never_shows_partial_files(tmp_path: Path) -> None:

@@ -25,7 +25,14 @@ class PromptTooLong(ValueError):
 
 class LlamaBackend:
     def __init__(
-        self, path: str, *, context_length: int, embedding: bool, threads: int = 0, gpu_layers: int = 0
+        self,
+        path: str,
+        *,
+        context_length: int,
+        embedding: bool,
+        threads: int = 0,
+        gpu_layers: int = 0,
+        flash_attention: bool = False,
     ) -> None:
         threads = threads or len(os.sched_getaffinity(0))
         self.embedding = embedding
@@ -38,6 +45,7 @@ class LlamaBackend:
             n_threads_batch=threads,
             n_gpu_layers=gpu_layers,
             embedding=embedding,
+            flash_attn=flash_attention,
             verbose=False,
         )
         self._vocab = self.llama._model.vocab
@@ -48,6 +56,7 @@ class LlamaBackend:
         return {
             "context_length": self.llama.n_ctx(),
             "n_vocab": self.llama.n_vocab(),
+            "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
         }
 
     def tokenize(self, text: str) -> list[int]:
