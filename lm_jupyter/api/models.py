@@ -47,6 +47,7 @@ class LoadedInstance:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.identifier,
+            "variant": self.key,
             "config": {
                 "context_length": self.context_length,
                 "parallel": self.parallel,
