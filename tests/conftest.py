@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_gguf import TOOLS_TEMPLATE, write_tiny_model
+from tiny_gguf import THINK_TEMPLATE, TOOLS_TEMPLATE, write_tiny_model
 
 from lm_jupyter.kernel.discovery import ServerInfo, free_port, start_headless, stop_process
 
@@ -38,6 +38,7 @@ def write_test_models(root: Path) -> Path:
         root / "test" / "tiny-base-GGUF" / "tiny-base-F32.gguf", name="tiny-base", chat_template=None, seed=3
     )
     write_tiny_model(root / "test" / "tiny-tools-GGUF" / "tiny-tools-F32.gguf", chat_template=TOOLS_TEMPLATE)
+    write_tiny_model(root / "test" / "tiny-think-GGUF" / "tiny-think-F32.gguf", chat_template=THINK_TEMPLATE)
     return root
 
 

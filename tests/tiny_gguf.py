@@ -18,11 +18,25 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-# A template that renders tool definitions, like Qwen 2.5's does.
+# A Hermes / Qwen 2.5 style template: tools listed in the system turn, calls as <tool_call> JSON,
+# tool results sent back in <tool_response> blocks.
 TOOLS_TEMPLATE = (
-    "{% if tools %}<|im_start|>system\n# Tools\n{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}"
-    "<|im_end|>\n{% endif %}" + CHATML_TEMPLATE
+    "{% if tools %}<|im_start|>system\n# Tools\n\nYou may call one or more functions.\n<tools>\n"
+    "{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}</tools>\n\nFor each function call, return "
+    "a json object with function name and arguments within <tool_call></tool_call> XML tags.<|im_end|>\n"
+    "{% endif %}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'tool' %}<|im_start|>user\n<tool_response>\n{{ message['content'] }}\n"
+    "</tool_response><|im_end|>\n"
+    "{% elif message.get('tool_calls') %}<|im_start|>assistant\n{% for call in message['tool_calls'] %}"
+    '<tool_call>\n{"name": "{{ call[\'function\'][\'name\'] }}", "arguments": '
+    "{{ call['function']['arguments'] }}}\n</tool_call>{% endfor %}<|im_end|>\n"
+    "{% else %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+# A reasoning model's template (Qwen 3 / DeepSeek-R1 style): the answer may open with <think>.
+THINK_TEMPLATE = CHATML_TEMPLATE + "{# reasoning: the model thinks in <think>...</think> first #}"
 
 WORDS = [
     "▁the",

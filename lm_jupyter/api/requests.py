@@ -76,6 +76,35 @@ class Tool(_Request):
     function: FunctionTool
 
 
+class JSONSchemaFormat(_Request):
+    name: str | None = None
+    strict: bool | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class ResponseFormat(_Request):
+    """OpenAI's ``response_format``; the legacy ``json_object`` may carry a ``schema`` too."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+
+    @model_validator(mode="after")
+    def _schema_present(self) -> ResponseFormat:
+        if self.type == "json_schema" and self.json_schema is None:
+            raise _FieldError("response_format.json_schema", "is required when type is 'json_schema'")
+        return self
+
+    def schema(self) -> dict[str, Any] | None:
+        """The JSON schema to enforce: ``{}`` means any JSON object, None means free text."""
+        if self.type == "json_schema":
+            assert self.json_schema is not None
+            return self.json_schema.schema_
+        if self.type == "json_object":
+            return self.schema_ or {"type": "object"}
+        return None
+
+
 class SamplingRequest(_Request):
     """Fields shared by chat completions and completions."""
 
@@ -96,6 +125,17 @@ class SamplingRequest(_Request):
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=1)
     ttl: int | None = Field(default=None, ge=1)
+    # Like ttl, applies only when this request loads the model just in time (presets set it).
+    context_length: int | None = Field(default=None, ge=1)
+    response_format: ResponseFormat | None = None
+    grammar: str | None = Field(default=None, min_length=1)  # llama-server's GBNF extension
+
+    @model_validator(mode="after")
+    def _one_constraint(self) -> SamplingRequest:
+        json_format = self.response_format is not None and self.response_format.type != "text"
+        if self.grammar is not None and json_format:
+            raise _FieldError("grammar", "cannot be combined with a JSON response_format")
+        return self
 
     @field_validator("max_tokens", "max_completion_tokens")
     @classmethod
@@ -136,9 +176,37 @@ class SamplingRequest(_Request):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
+class NamedFunction(_Request):
+    name: str = Field(min_length=1)
+
+
+class NamedToolChoice(_Request):
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class ChatCompletionRequest(SamplingRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool = True
+    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    # Where thinking goes (llama-server's option name): DeepSeek's field, gpt-oss's, or content.
+    reasoning_format: Literal["auto", "reasoning_content", "reasoning", "none"] | None = None
+
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> ChatCompletionRequest:
+        if isinstance(self.tool_choice, NamedToolChoice):
+            names = [tool.function.name for tool in self.tools or []]
+            if self.tool_choice.function.name not in names:
+                raise _FieldError(
+                    "tool_choice",
+                    f"names the function '{self.tool_choice.function.name}', which is not in 'tools' "
+                    f"({', '.join(names) or 'no tools given'})",
+                )
+        elif self.tool_choice == "required" and not self.tools:
+            raise _FieldError("tool_choice", "'required' needs at least one tool in 'tools'")
+        return self
 
     @model_validator(mode="after")
     def _tool_messages(self) -> ChatCompletionRequest:
@@ -256,6 +324,7 @@ class LoadRequest(_Request):
     parallel: int = Field(default=4, ge=1, le=64)
     flash_attention: bool = False
     echo_load_config: bool = False
+    force: bool = False  # load even if the memory guardrail says it will not fit
 
     @field_validator("gpu")
     @classmethod

@@ -39,6 +39,7 @@ class Outcome:
     time_to_first_token: float
     generation_time: float
     cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def finish_reason(self) -> str:
@@ -58,7 +59,7 @@ class Outcome:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
-            "completion_tokens_details": {"reasoning_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         }
 
     def lmstudio_stats(self) -> dict[str, Any]:
@@ -93,13 +94,13 @@ class Envelope:
 
 
 def chat_completion(
-    env: Envelope, text: str, outcome: Outcome, *, lmstudio: ModelCard | None = None
+    env: Envelope, message: dict[str, Any], outcome: Outcome, *, lmstudio: ModelCard | None = None
 ) -> dict[str, Any]:
     body = env.head("chat.completion")
     body["choices"] = [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": text, "tool_calls": []},
+            "message": message,
             "logprobs": None,
             "finish_reason": outcome.finish_reason,
         }

@@ -78,6 +78,7 @@ def render_chat(
     eos_token: str,
     tools: list[dict[str, Any]] | None = None,
     add_generation_prompt: bool = True,
+    reasoning_effort: str | None = None,
 ) -> str:
     try:
         return _compile(template).render(
@@ -86,6 +87,8 @@ def render_chat(
             bos_token=bos_token,
             eos_token=eos_token,
             add_generation_prompt=add_generation_prompt,
+            # gpt-oss reads reasoning_effort; Qwen 3 style templates read enable_thinking.
+            reasoning_effort=reasoning_effort,
         )
     except APIError:
         raise

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ..hub.store import import_model, models_dir_from_env
-from ..kernel import discovery
+from ..kernel import admin, discovery
 from ..kernel.client import Client, LmError
+from ..kernel.estimate_view import estimate_text
 from ..kernel.options import gpu_option
-from ..kernel.tables import ls_json, ls_table, ps_table
+from ..kernel.tables import Table, ls_json, ls_table, ps_table
 
 
 def _say(message: str) -> None:
@@ -47,6 +48,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    if args.estimate_only:
+        return _estimate_only(args)
     started = time.perf_counter()
     result = _client().load(
         args.model,
@@ -56,6 +59,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         gpu=args.gpu,
         parallel=args.parallel,
         flash_attention=args.flash_attention or None,
+        force=args.force or None,
     )
     if args.json:
         print(json.dumps(result))
@@ -64,6 +68,21 @@ def cmd_load(args: argparse.Namespace) -> int:
     if result.get("message"):
         _say(result["message"])
     _say(f'To use the model in the API/SDK, use the identifier "{result["instance_id"]}".')
+    return 0
+
+
+def _estimate_only(args: argparse.Namespace) -> int:
+    """``lms load --estimate-only``: the estimate on stdout, in LM Studio's format or as JSON."""
+    result = _client().estimate(
+        args.model,
+        context_length=args.context_length,
+        gpu=args.gpu,
+        flash_attention=args.flash_attention or None,
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(estimate_text(result, context_length=args.context_length, gpu=args.gpu))
     return 0
 
 
@@ -137,6 +156,20 @@ def cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin(args: argparse.Namespace) -> int:
+    """``lmj token ...`` and ``lmj preset ...`` (shared with ``%lms``: kernel/admin.py)."""
+    outcome = args.action_of(_client(), args)
+    if isinstance(outcome.data, Table):
+        print(outcome.data, end="")
+    elif isinstance(outcome.data, str):  # a new token, alone on stdout: TOKEN=$(lmj token create x)
+        print(outcome.data)
+    elif outcome.data is not None:
+        print(json.dumps(outcome.data, indent=2))
+    if outcome.message:
+        _say(outcome.message)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmj", description="Run local LLMs: the lm_jupyter CLI.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", type=int, help="Maximum concurrent predictions.")
     p.add_argument("--flash-attention", action="store_true", help="Use flash attention.")
     p.add_argument("-y", "--yes", action="store_true", help="Do not ask questions.")
+    p.add_argument(
+        "--estimate-only", action="store_true", help="Only estimate the memory the load needs; do not load."
+    )
+    p.add_argument(
+        "--force", action="store_true", help="Load even if the memory guardrail estimates it will not fit."
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_load)
 
@@ -185,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("token", help="Create, list and revoke API tokens for OpenAI clients.")
+    admin.add_token_commands(p)
+    p.set_defaults(func=cmd_admin, action_of=admin.token_command)
+
+    p = sub.add_parser("preset", help="List, show, save and delete presets.")
+    admin.add_preset_commands(p)
+    p.set_defaults(func=cmd_admin, action_of=admin.preset_command)
     return parser
 
 

@@ -29,7 +29,9 @@ _SCALARS: dict[gguf.GGUFValueType, str] = {
     gguf.GGUFValueType.INT64: "<q",
     gguf.GGUFValueType.FLOAT64: "<d",
 }
-_SHORT_ARRAY = 64  # arrays longer than this are skipped, not decoded
+# Arrays longer than this are skipped, not decoded. Per-layer arrays (head_count_kv of hybrid
+# models, sliding_window_pattern) must fit; vocabularies and merges must not.
+_SHORT_ARRAY = 512
 
 
 class GGUFError(ValueError):
@@ -43,6 +45,9 @@ class GGUFMetadata:
     fields: dict[str, Any]
     array_lengths: dict[str, int]
     tensor_types: dict[str, int] = field(default_factory=dict)
+    # Bytes of each tensor's data, from its dims and ggml type (what llama.cpp allocates for
+    # it); a tensor of a type this gguf package does not know is left out.
+    tensor_bytes: dict[str, int] = field(default_factory=dict)
     n_params: int = 0
     token_texts: dict[int, str] = field(default_factory=dict)
 
@@ -133,6 +138,9 @@ class _Parser:
             for dim in dims:
                 count *= dim
             meta.n_params += count
+            size = _tensor_size(tensor_type, count)
+            if size is not None:
+                meta.tensor_bytes[name] = size
         self._resolve_special_tokens(meta)
         return meta
 
@@ -148,3 +156,12 @@ class _Parser:
             elif offsets is not None and 0 <= token_id < len(offsets):
                 self.pos = offsets[token_id]
                 meta.token_texts[token_id] = self._string()
+
+
+def _tensor_size(tensor_type: int, count: int) -> int | None:
+    """Bytes of ``count`` elements of a ggml type (whole blocks, as ggml stores them)."""
+    try:
+        block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(tensor_type)]
+    except (ValueError, KeyError):
+        return None
+    return count // block * type_size

@@ -40,6 +40,9 @@ class Instance:
     on_gpu: bool
     active: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    # The worker's measurements at load (rss_before, rss_after, model_size, llama.cpp's
+    # buffers) and the estimate the guardrail judged: see engine/guardrail.py.
+    memory: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -165,6 +168,6 @@ def _raise_if_error(instance: Instance, event: dict[str, Any], param: str | None
         event.get("message", "unknown error"),
         status=status,
         type="invalid_request_error" if status < 500 else "server_error",
-        param=param if status < 500 else None,
+        param=(event.get("param") or param) if status < 500 else None,
         code=event.get("code"),
     )

@@ -10,17 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..api.errors import APIError, model_not_found
 from ..api.models import LoadedInstance
-from ..api.requests import ChatCompletionRequest, CompletionRequest, SamplingRequest
-from ..chat.template import choose_template, render_chat
+from ..api.requests import ChatCompletionRequest, CompletionRequest, NamedToolChoice, SamplingRequest
+from ..chat.constraints import check_schema, forced_calls
+from ..chat.output import AssistantMessage, OutputParser
+from ..chat.prompt import prepare_chat
+from ..chat.template import choose_template
+from ..chat.toolcalls import normalize_tool_name
+from .guardrail import LoadPlan, MemoryGuard, evictable, usage
 from .instance import Generation, Instance, LoadOptions
 from .process import WorkerProcess
 from .registry import LocalModel, Registry, default_variant, group_variants
+from .turn import Turn
 
 log = logging.getLogger("lm_jupyter")
 
@@ -48,6 +55,9 @@ class ModelManager:
         auto_evict: bool = True,
         max_jit_instances: int = 1,
         reap_interval: float = 0.5,
+        reasoning_format: str = "auto",
+        guardrails: str = "relaxed",
+        max_memory: int = 0,
     ) -> None:
         self.registry = Registry(models_dir)
         self.default_context_length = default_context_length
@@ -56,6 +66,8 @@ class ModelManager:
         self.auto_evict = auto_evict
         self.max_jit_instances = max_jit_instances
         self.reap_interval = reap_interval
+        self.reasoning_format = reasoning_format
+        self.guard = MemoryGuard(guardrails, max_memory=max_memory)
         self._reaper: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[LocalModel, LoadOptions, bool]] = {}
         self.instances: dict[str, Instance] = {}
@@ -81,8 +93,8 @@ class ModelManager:
             for key, variants in group_variants(files).items()
         ]
 
-    async def find(self, name: str) -> LocalModel:
-        model = await asyncio.to_thread(self.registry.find, name)
+    async def find(self, name: str, fits: Callable[[LocalModel], bool] | None = None) -> LocalModel:
+        model = await asyncio.to_thread(self.registry.find, name, fits)
         if model is None:
             raise model_not_found(name)
         return model
@@ -97,10 +109,13 @@ class ModelManager:
 
     # -- loading -------------------------------------------------------------------------
 
-    async def instance_for(self, name: str, *, ttl: float | None = None) -> Instance:
+    async def instance_for(
+        self, name: str, *, ttl: float | None = None, context_length: int | None = None
+    ) -> Instance:
         """The instance a request names, loading it just in time if it is only on disk.
 
-        ``ttl`` (the request's) applies only if this request is the one that loads it.
+        ``ttl`` and ``context_length`` (the request's, or its preset's) apply only if this
+        request is the one that loads it.
         """
         if name in self.instances:
             return self.instances[name]
@@ -108,10 +123,14 @@ class ModelManager:
         loaded = self.instances_of(model, name)
         if loaded:
             return loaded[0]
-        return await self.load(name, LoadOptions(ttl=ttl or self.jit_ttl), jit=True)
+        options = LoadOptions(ttl=ttl or self.jit_ttl, context_length=context_length)
+        return await self.load(name, options, jit=True)
 
-    async def load(self, name: str, options: LoadOptions, *, jit: bool = False) -> Instance:
-        model = await self.find(name)
+    async def load(
+        self, name: str, options: LoadOptions, *, jit: bool = False, force: bool = False
+    ) -> Instance:
+        in_use, freed = await self._memory_use(jit)
+        model = await self.find(name, self._fits(options, in_use, freed))
         # A model is addressed as it was named (its key, or a variant's key), not by path.
         named = name.lower() if "/" in name and not name.lower().endswith(".gguf") else model.facts.key
         identifier = options.identifier
@@ -131,18 +150,43 @@ class ModelManager:
                 param="identifier",
                 code="identifier_in_use",
             )
-        task = asyncio.create_task(self._start(model, identifier, options, jit))
+        # No await between the checks above and registering the load: concurrent JIT requests
+        # must find it in _loading, so the guardrail runs inside the task.
+        task = asyncio.create_task(
+            self._checked_start(model, identifier, options, jit, force, (in_use, freed))
+        )
         self._loading[identifier] = task
         self._pending[identifier] = (model, options, jit)
         task.add_done_callback(lambda _: self._forget_load(identifier, task))
         return await asyncio.shield(task)
+
+    async def _checked_start(
+        self,
+        model: LocalModel,
+        identifier: str,
+        options: LoadOptions,
+        jit: bool,
+        force: bool,
+        memory: tuple[int, int],
+    ) -> Instance:
+        plan = await self._plan(model, options, *memory)
+        if plan is not None and not plan.passes and not force:
+            raise plan.refusal()
+        return await self._start(model, identifier, options, jit, plan)
 
     def _forget_load(self, identifier: str, task: asyncio.Task[Instance]) -> None:
         if self._loading.get(identifier) is task:
             del self._loading[identifier]
             del self._pending[identifier]
 
-    async def _start(self, model: LocalModel, identifier: str, options: LoadOptions, jit: bool) -> Instance:
+    async def _start(
+        self,
+        model: LocalModel,
+        identifier: str,
+        options: LoadOptions,
+        jit: bool,
+        plan: LoadPlan | None = None,
+    ) -> Instance:
         facts = model.facts
         if options.context_length is not None and options.context_length > facts.max_context_length:
             raise APIError(
@@ -186,7 +230,9 @@ class ModelManager:
             load_time=time.perf_counter() - started,
             options=options,
             on_gpu=options.gpu > 0 and event["gpu_offload_supported"],
+            memory={**event.get("memory", {}), "estimate": plan.to_json() if plan else None},
         )
+        self.guard.offload.reported = bool(event["gpu_offload_supported"])
         self.instances[identifier] = instance
         self._ensure_reaper()
         log.info(
@@ -239,6 +285,52 @@ class ModelManager:
                 del self.instances[identifier]
                 log.info("Unloaded '%s'", identifier)
 
+    # -- memory (engine/guardrail.py) -------------------------------------------------------
+
+    async def estimate(self, name: str, options: LoadOptions) -> LoadPlan:
+        """What loading ``name`` with ``options`` would cost, and the guardrail's verdict."""
+        in_use, freed = await self._memory_use(jit=False)
+        model = await self.find(name, self._fits(options, in_use, freed))
+        plan = await self._plan(model, options, in_use, freed)
+        if plan is None:
+            raise APIError(
+                f"context_length {options.context_length} is larger than the maximum of "
+                f"{model.facts.key} ({model.facts.max_context_length}).",
+                param="context_length",
+            )
+        return plan
+
+    async def _memory_use(self, jit: bool) -> tuple[int, int]:
+        """RAM the workers hold, and how much of it auto-evict frees before this load."""
+        loaded = list(self.instances.values())
+        evicted = evictable(loaded, self.max_jit_instances - 1) if jit and self.auto_evict else []
+        return await asyncio.to_thread(usage, loaded, evicted)
+
+    def _context_for(self, model: LocalModel, options: LoadOptions) -> int:
+        return options.context_length or min(self.default_context_length, model.facts.max_context_length)
+
+    def _fits(self, options: LoadOptions, in_use: int, freed: int) -> Callable[[LocalModel], bool] | None:
+        """Lets a bare model key pick the best quantization that passes the guardrail."""
+        return self.guard.fits(
+            lambda model: self._context_for(model, options),
+            options.gpu,
+            options.flash_attention,
+            in_use=in_use,
+            freed=freed,
+        )
+
+    async def _plan(
+        self, model: LocalModel, options: LoadOptions, in_use: int, freed: int
+    ) -> LoadPlan | None:
+        """The guardrail's verdict on a load; None for a context the model cannot take
+        (``_start`` refuses that with its own message)."""
+        n_ctx = self._context_for(model, options)
+        if n_ctx > model.facts.max_context_length:
+            return None
+        return await asyncio.to_thread(
+            self.guard.plan, model, n_ctx, options.gpu, options.flash_attention, in_use=in_use, freed=freed
+        )
+
     async def unload(self, identifier: str) -> None:
         instance = self.instances.get(identifier)
         if instance is None:
@@ -263,22 +355,54 @@ class ModelManager:
 
     # -- inference -----------------------------------------------------------------------
 
-    async def chat(self, request: ChatCompletionRequest) -> tuple[Instance, Generation]:
+    async def chat(self, request: ChatCompletionRequest) -> tuple[Instance, Turn]:
         instance = await self._llm_for(request)
         model = instance.model
         template = choose_template(model.facts.arch, model.chat_template, model.facts.key)
-        prompt = render_chat(
+        tool_choice = request.tool_choice if isinstance(request.tool_choice, str) else None
+        prepared = prepare_chat(
             template,
             [message.for_template() for message in request.messages],
+            [tool.model_dump(exclude_none=True) for tool in request.tools or []],
+            tool_choice=tool_choice,
             bos_token=model.bos_token,
             eos_token=model.eos_token,
-            tools=[tool.model_dump(exclude_none=True) for tool in request.tools or []],
+            reasoning_effort=request.reasoning_effort,
         )
-        return instance, await self._generate(instance, request, prompt, "messages")
+        field = self._reasoning_field(request.reasoning_format, prepared.family)
+        parser = OutputParser(template, tool_names=prepared.tool_names, split_reasoning=field is not None)
+        forced = None
+        if request.tools and (tool_choice == "required" or isinstance(request.tool_choice, NamedToolChoice)):
+            named = (
+                request.tool_choice.function.name
+                if isinstance(request.tool_choice, NamedToolChoice)
+                else None
+            )
+            model_tools = [
+                {"function": {**t.function.model_dump(), "name": normalize_tool_name(t.function.name)}}
+                for t in request.tools
+            ]
+            forced = forced_calls(
+                prepared.family,
+                model_tools,
+                normalize_tool_name(named) if named else None,
+                several=request.parallel_tool_calls and named is None,
+            )
+        generation = await self._generate(instance, request, prepared.prompt, "messages", tool_calls=forced)
+        return instance, Turn(generation, parser, AssistantMessage(field, prepared.names))
 
-    async def complete(self, request: CompletionRequest) -> tuple[Instance, Generation]:
+    def _reasoning_field(self, requested: str | None, family: str) -> str | None:
+        """Where reasoning goes: the request's choice, else the setting; gpt-oss uses
+        ``reasoning`` as LM Studio does for it."""
+        choice = requested or self.reasoning_format
+        if choice == "auto":
+            choice = "reasoning" if family == "gpt_oss" else "reasoning_content"
+        return None if choice == "none" else choice
+
+    async def complete(self, request: CompletionRequest) -> tuple[Instance, Turn]:
         instance = await self._llm_for(request)
-        return instance, await self._generate(instance, request, request.prompt_text(), "prompt")
+        generation = await self._generate(instance, request, request.prompt_text(), "prompt")
+        return instance, Turn(generation, None, AssistantMessage(None))
 
     async def embed(
         self, model: str, texts: list[str], ttl: float | None = None
@@ -294,7 +418,9 @@ class ModelManager:
         return instance, await instance.embed(texts)
 
     async def _llm_for(self, request: SamplingRequest) -> Instance:
-        instance = await self.instance_for(request.model, ttl=request.ttl)
+        instance = await self.instance_for(
+            request.model, ttl=request.ttl, context_length=request.context_length
+        )
         if instance.model.facts.type != "llm":
             raise APIError(
                 f"'{request.model}' is an embedding model; use /v1/embeddings with it.",
@@ -312,7 +438,12 @@ class ModelManager:
         return instance
 
     async def _generate(
-        self, instance: Instance, request: SamplingRequest, prompt: str, prompt_param: str
+        self,
+        instance: Instance,
+        request: SamplingRequest,
+        prompt: str,
+        prompt_param: str,
+        tool_calls: dict[str, Any] | None = None,
     ) -> Generation:
         params = {
             "prompt": prompt,
@@ -327,6 +458,9 @@ class ModelManager:
             "seed": request.seed,
             "stop": request.stop_list(),
             "logit_bias": request.logit_bias,
+            "json_schema": _checked_schema(request),
+            "grammar": request.grammar,
+            "tool_calls": tool_calls,
         }
         generation = await instance.generate(params)
         await generation.start(prompt_param)
@@ -357,3 +491,10 @@ def loading_placeholder(
         gpu_offload=options.gpu,
         flash_attention=options.flash_attention,
     )
+
+
+def _checked_schema(request: SamplingRequest) -> dict[str, Any] | None:
+    schema = request.response_format.schema() if request.response_format else None
+    if schema is not None:
+        check_schema(schema)
+    return schema

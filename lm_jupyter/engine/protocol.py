@@ -26,6 +26,9 @@ class GenerateParams(TypedDict):
     seed: NotRequired[int | None]
     stop: NotRequired[list[str]]
     logit_bias: NotRequired[dict[str, float] | None]
+    json_schema: NotRequired[dict[str, Any] | None]  # enforce JSON matching this schema
+    grammar: NotRequired[str | None]  # or a raw GBNF grammar
+    tool_calls: NotRequired[dict[str, Any] | None]  # or: must call a tool (chat.constraints.forced_calls)
 
 
 Emit = Callable[[dict[str, Any]], None]

@@ -59,7 +59,7 @@ class Worker:
                 self.cancelled.discard(request_id)
 
     def run_one(self, command: dict[str, Any]) -> None:
-        from .backends.llama_cpp import PromptTooLong
+        from .backends.llama_cpp import RequestError
 
         request_id = command.get("id", "")
 
@@ -75,24 +75,41 @@ class Worker:
                 emit({"ev": "embeddings", **self.backend.embed(command["input"])})
             else:
                 emit({"ev": "error", "status": 400, "message": f"unknown op {command['op']}"})
-        except PromptTooLong as exc:
-            emit({"ev": "error", "status": 400, "code": "context_length_exceeded", "message": str(exc)})
+        except RequestError as exc:
+            emit({"ev": "error", "status": 400, "code": exc.code, "param": exc.param, "message": str(exc)})
         except Exception as exc:  # report, never die: the next request must still work
             traceback.print_exc(file=sys.stderr)
             emit({"ev": "error", "status": 500, "message": f"{type(exc).__name__}: {exc}"})
 
     def load(self, command: dict[str, Any], emit: Any) -> None:
         from .backends.llama_cpp import LlamaBackend
+        from .backends.llama_log import BufferSizes
+        from .hardware import process_rss
 
-        self.backend = LlamaBackend(
-            command["path"],
-            context_length=command["context_length"],
-            embedding=command["embedding"],
-            threads=command.get("threads", 0),
-            gpu_layers=command.get("gpu_layers", 0),
-            flash_attention=command.get("flash_attention", False),
-        )
-        emit({"ev": "loaded", **self.backend.info()})
+        # Resident memory just before the model and after it has decoded once: the difference
+        # is what this model costs, which the memory estimate is checked against.
+        rss_before = process_rss()
+        with BufferSizes() as buffers:
+            self.backend = LlamaBackend(
+                command["path"],
+                context_length=command["context_length"],
+                embedding=command["embedding"],
+                threads=command.get("threads", 0),
+                gpu_layers=command.get("gpu_layers", 0),
+                flash_attention=command.get("flash_attention", False),
+            )
+        try:
+            model_size = self.backend.warm_up()
+        except Exception:  # measuring must never cost a load; a real fault shows on first use
+            traceback.print_exc(file=sys.stderr)
+            model_size = 0
+        memory = {
+            "rss_before": rss_before,
+            "rss_after": process_rss(),
+            "model_size": model_size,
+            "buffers": buffers.sizes,
+        }
+        emit({"ev": "loaded", **self.backend.info(), "memory": memory})
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -59,6 +60,11 @@ class Client:
         body = {"model": model, **{k: v for k, v in options.items() if v is not None}}
         return self._request("POST", "api/v1/models/load", body)
 
+    def estimate(self, model: str, **options: Any) -> dict[str, Any]:
+        """What loading would cost (``lms load --estimate-only``); options as for :meth:`load`."""
+        body = {"model": model, **{k: v for k, v in options.items() if v is not None}}
+        return dict(self._request("POST", "api/v1/models/estimate", body))
+
     def unload(self, instance_id: str) -> Any:
         return self._request("POST", "api/v1/models/unload", {"instance_id": instance_id})
 
@@ -85,6 +91,31 @@ class Client:
                     }
                 )
         return rows
+
+    # API tokens and presets belong to the server: these call its routes, never its files.
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "api/v1/tokens")["data"])
+
+    def create_token(self, name: str, expires_in_days: float | None = None) -> dict[str, Any]:
+        """A new API token: the reply holds the secret (``token``), which is never shown again."""
+        body: dict[str, Any] = {"name": name, "expires_in_days": expires_in_days}
+        return dict(self._request("POST", "api/v1/tokens", body))
+
+    def revoke_token(self, name: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"api/v1/tokens/{quote(name, safe='')}"))
+
+    def presets(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "api/v1/presets")["data"])
+
+    def preset(self, name: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"api/v1/presets/{quote(name, safe='')}"))
+
+    def save_preset(self, name: str, preset: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._request("PUT", f"api/v1/presets/{quote(name, safe='')}", preset))
+
+    def delete_preset(self, name: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"api/v1/presets/{quote(name, safe='')}"))
 
     def chat_stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Stream ``/v1/chat/completions`` chunks; closing the iterator cancels the generation."""

@@ -25,8 +25,10 @@ from typing import Any, NoReturn
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.display import DisplayHandle, display
 
+from .admin import add_preset_commands, preset_command
 from .client import Client, LmError
 from .discovery import ServerInfo, find_server
+from .estimate_view import estimate_text
 from .options import gpu_option
 from .tables import Table, ls_json, ls_table, ps_table
 
@@ -83,6 +85,9 @@ def _lms_parser() -> _Parser:
     load.add_argument("--gpu", type=gpu_option, metavar="off|max|0-1", help="GPU offload")
     load.add_argument("--parallel", type=int, metavar="N", help="maximum concurrent predictions")
     load.add_argument("--flash-attention", action="store_true", help="use flash attention")
+    load.add_argument("--estimate-only", action="store_true", help="only estimate the memory it needs")
+    load.add_argument("--force", action="store_true", help="load even if the memory guardrail refuses")
+    load.add_argument("--json", action="store_true", help="with --estimate-only: return the estimate")
 
     ps = commands.add_parser("ps", help="list loaded models")
     ps.add_argument("--json", action="store_true", help="return the list as Python data")
@@ -99,6 +104,8 @@ def _lms_parser() -> _Parser:
     server_commands = server.add_subparsers(dest="server_command", metavar="COMMAND", parser_class=_Parser)
     status = server_commands.add_parser("status", help="which server, where, and how it was found")
     status.add_argument("--json", action="store_true", help="return the status as a dict")
+
+    add_preset_commands(commands.add_parser("preset", help="list, show, save and delete presets"))
     return parser
 
 
@@ -169,7 +176,7 @@ class LmMagics(Magics):
 
     @line_magic
     def lms(self, line: str) -> Any:
-        """Manage models: ``%lms ls|load|ps|unload|connect|server status`` (``%lms --help``)."""
+        """Manage models: ``%lms ls|load|ps|unload|preset|connect|server status`` (``%lms --help``)."""
         try:
             args = _lms_parser().parse_args(_split(line))
             if args.command is None:
@@ -190,7 +197,18 @@ class LmMagics(Magics):
         rows = self.client.loaded()
         return rows if args.json else ps_table(rows)
 
-    def _lms_load(self, args: argparse.Namespace) -> None:
+    def _lms_load(self, args: argparse.Namespace) -> dict[str, Any] | None:
+        if args.estimate_only:
+            estimate = self.client.estimate(
+                args.model,
+                context_length=args.context_length,
+                gpu=args.gpu,
+                flash_attention=args.flash_attention or None,
+            )
+            if args.json:
+                return estimate
+            print(estimate_text(estimate, context_length=args.context_length, gpu=args.gpu))
+            return None
         print(f'Loading model "{args.model}"...')
         result = self.client.load(
             args.model,
@@ -200,6 +218,7 @@ class LmMagics(Magics):
             gpu=args.gpu,
             parallel=args.parallel,
             flash_attention=args.flash_attention or None,
+            force=args.force or None,
         )
         identifier = result["instance_id"]
         print(f"Model loaded successfully in {result.get('load_time_seconds', 0.0):.2f}s.")
@@ -207,6 +226,7 @@ class LmMagics(Magics):
             print(result["message"])
         print(f'To use the model in the API/SDK, use the identifier "{identifier}".')
         self.last_model = identifier
+        return None
 
     def _lms_unload(self, args: argparse.Namespace) -> None:
         if args.all and args.identifier:
@@ -231,6 +251,13 @@ class LmMagics(Magics):
             print(f"Unloaded {_plural(len(targets), 'model')}.")
         else:
             print(f'Model "{targets[0]}" unloaded.')
+
+    def _lms_preset(self, args: argparse.Namespace) -> Any:
+        """Same commands as ``lmj preset``; the listing or preset is the cell's result."""
+        outcome = preset_command(self.client, args)
+        if outcome.message:
+            print(outcome.message)
+        return outcome.data
 
     def _lms_connect(self, args: argparse.Namespace) -> None:
         url = args.url if args.url.endswith("/") else args.url + "/"

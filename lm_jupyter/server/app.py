@@ -10,13 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Integer, Unicode, default
+from traitlets import Bool, Enum, Float, Integer, Unicode, default
 
 from .._version import __version__
+from ..engine.hardware import parse_size
 from ..engine.manager import ModelManager
 from ..hub.store import models_dir_from_env
-from . import handlers
+from . import admin_handlers, estimate_handlers, handlers
+from .presets import PRESETS_SETTING, PresetStore, presets_dir_from_env
+from .tokens import TOKENS_SETTING, TokenStore, default_tokens_file
+
+# Every route the extension serves (tests enumerate this list to check that each one is authenticated).
+ROUTES = [*handlers.ROUTES, *admin_handlers.ROUTES, *estimate_handlers.ROUTES]
 
 
 class LmJupyterApp(ExtensionApp):
@@ -47,6 +54,13 @@ class LmJupyterApp(ExtensionApp):
     max_jit_instances = Integer(
         1, help="With auto_evict, how many JIT-loaded instances may stay loaded at once.", config=True
     )
+    reasoning_format = Unicode(
+        "auto",
+        help="Where model reasoning goes in chat responses: 'reasoning_content' (DeepSeek style), "
+        "'reasoning' (gpt-oss style), 'none' (left in content), or 'auto' (reasoning for gpt-oss "
+        "models, reasoning_content otherwise). Requests may override it with `reasoning_format`.",
+        config=True,
+    )
     threads = Integer(
         0,
         help="CPU threads per model for decoding and prompt processing (0: every core this "
@@ -54,9 +68,42 @@ class LmJupyterApp(ExtensionApp):
         config=True,
     )
 
+    guardrails = Enum(
+        ["off", "relaxed", "strict"],
+        default_value="relaxed",
+        help="Refuse loads whose memory estimate does not fit (a load's `force` overrides): "
+        "'strict' counts available RAM and free GPU memory; 'relaxed' adds free swap and lets the "
+        "GPU part use the GPU's total memory; 'off' never refuses.",
+        config=True,
+    )
+    max_memory = Unicode(
+        "",
+        help="Most RAM all loaded models together may take, e.g. '8GB' or '512MiB' (empty: "
+        "whatever the machine has available). For shared machines.",
+        config=True,
+    )
+
+    tokens_file = Unicode(
+        help="JSON file of lm_jupyter API tokens (hashes only; default: "
+        "<jupyter data dir>/lm_jupyter/tokens.json). Manage them with `lmj token`.",
+        config=True,
+    )
+    presets_dir = Unicode(
+        help="Folder of presets, NAME.json (default: $LM_JUPYTER_PRESETS_DIR or ~/.lm_jupyter/presets).",
+        config=True,
+    )
+
     @default("models_dir")
     def _models_dir_default(self) -> str:
         return str(models_dir_from_env())
+
+    @default("tokens_file")
+    def _tokens_file_default(self) -> str:
+        return str(default_tokens_file(jupyter_data_dir()))
+
+    @default("presets_dir")
+    def _presets_dir_default(self) -> str:
+        return str(presets_dir_from_env())
 
     def initialize_settings(self) -> None:
         self.manager = ModelManager(
@@ -66,12 +113,21 @@ class LmJupyterApp(ExtensionApp):
             jit_ttl=self.jit_ttl,
             auto_evict=self.auto_evict,
             max_jit_instances=self.max_jit_instances,
+            reasoning_format=self.reasoning_format,
+            guardrails=self.guardrails,
+            max_memory=parse_size(self.max_memory) if self.max_memory else 0,
+        )
+        self.settings.update(
+            {
+                TOKENS_SETTING: TokenStore(Path(self.tokens_file).expanduser()),
+                PRESETS_SETTING: PresetStore(Path(self.presets_dir).expanduser()),
+            }
         )
         self.log.info("lm_jupyter %s serving models from %s", __version__, self.models_dir)
 
     def initialize_handlers(self) -> None:
         kwargs: dict[str, Any] = {"manager": self.manager}
-        self.handlers.extend((pattern, handler, kwargs) for pattern, handler in handlers.ROUTES)
+        self.handlers.extend((pattern, handler, kwargs) for pattern, handler in ROUTES)
 
     async def stop_extension(self) -> None:
         await self.manager.shutdown()

@@ -1,7 +1,8 @@
 """Thin Tornado handlers: parse the request, call the ModelManager, write the wire format.
 
-Every verb is ``@web.authenticated`` through Jupyter's own auth, so the Jupyter token works
-as an OpenAI ``api_key`` (``Authorization: Bearer <token>``).
+Every verb is ``@web.authenticated``: by an lm_jupyter API token (``server/auth.py``) or
+through Jupyter's own auth, so the Jupyter token works as an OpenAI ``api_key``
+(``Authorization: Bearer <token>``) too.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ..api import models as model_shapes
 from ..api import responses as shapes
 from ..api.errors import APIError, error_body
+from ..api.presets import Preset, parse_with_preset
 from ..api.requests import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -30,20 +31,23 @@ from ..api.requests import (
     parse_request,
 )
 from ..api.sse import DONE, sse_data
-from ..engine.instance import Generation, Instance, LoadOptions
+from ..engine.instance import Instance, LoadOptions
 from ..engine.manager import ModelManager
+from ..engine.turn import Turn
+from .auth import ApiTokenAuthHandler
+from .presets import PRESETS_SETTING
 
 log = logging.getLogger("lm_jupyter")
 
 
-class BaseHandler(APIHandler):
+class BaseHandler(ApiTokenAuthHandler):
     """Errors in OpenAI's format whichever layer raised them."""
 
     manager: ModelManager
 
     def initialize(self, manager: ModelManager) -> None:
         self.manager = manager
-        self.generation: Generation | None = None
+        self.generation: Turn | None = None
 
     def get_login_url(self) -> str:
         raise web.HTTPError(401)
@@ -105,9 +109,13 @@ class _GenerationHandler(BaseHandler):
 
     lmstudio = False  # the /api/v0 twins add stats, model_info and runtime
 
+    def find_preset(self, name: str) -> Preset:
+        """The preset a request's ``preset`` field names (applied by ``parse_with_preset``)."""
+        return self.settings[PRESETS_SETTING].for_request(name)
+
     async def run(
         self,
-        start: Callable[[], Awaitable[tuple[Instance, Generation]]],
+        start: Callable[[], Awaitable[tuple[Instance, Turn]]],
         request: SamplingRequest,
         *,
         chat: bool,
@@ -116,11 +124,15 @@ class _GenerationHandler(BaseHandler):
         env = shapes.Envelope(shapes.new_id("chatcmpl-" if chat else "cmpl-"), instance.identifier)
         card = _model_card(instance) if self.lmstudio else None
         if not request.stream:
-            text = "".join([piece async for piece in self.generation])
-            outcome = self.generation.outcome
-            assert outcome is not None
-            build = shapes.chat_completion if chat else shapes.text_completion
-            self.write_json(build(env, text, outcome, lmstudio=card))
+            turn = self.generation
+            async for _delta in turn:
+                pass
+            assert turn.outcome is not None
+            if chat:
+                body = shapes.chat_completion(env, turn.message.message(), turn.outcome, lmstudio=card)
+            else:
+                body = shapes.text_completion(env, turn.text(), turn.outcome, lmstudio=card)
+            self.write_json(body)
             return
         await self.stream(env, chat=chat, include_usage=request.include_usage(), card=card)
 
@@ -135,10 +147,9 @@ class _GenerationHandler(BaseHandler):
         try:
             if chat:  # the role arrives at once, before the first token, as OpenAI does
                 await self.send(shapes.chat_chunk(env, {"role": "assistant", "content": ""}))
-            async for piece in self.generation:
-                delta = {"content": piece}
+            async for delta in self.generation:
                 await self.send(
-                    shapes.chat_chunk(env, delta) if chat else shapes.completion_chunk(env, piece)
+                    shapes.chat_chunk(env, delta) if chat else shapes.completion_chunk(env, delta["content"])
                 )
             outcome = self.generation.outcome
             assert outcome is not None
@@ -177,14 +188,14 @@ class _GenerationHandler(BaseHandler):
 class ChatCompletionsHandler(_GenerationHandler):
     @web.authenticated
     async def post(self) -> None:
-        request = parse_request(ChatCompletionRequest, self.request.body)
+        request = parse_with_preset(ChatCompletionRequest, self.request.body, self.find_preset)
         await self.run(lambda: self.manager.chat(request), request, chat=True)
 
 
 class CompletionsHandler(_GenerationHandler):
     @web.authenticated
     async def post(self) -> None:
-        request = parse_request(CompletionRequest, self.request.body)
+        request = parse_with_preset(CompletionRequest, self.request.body, self.find_preset)
         await self.run(lambda: self.manager.complete(request), request, chat=False)
 
 
@@ -250,15 +261,8 @@ class V1LoadHandler(BaseHandler):
     @web.authenticated
     async def post(self) -> None:
         request = parse_request(LoadRequest, self.request.body)
-        options = LoadOptions(
-            context_length=request.context_length,
-            identifier=request.identifier,
-            ttl=request.ttl,
-            gpu=request.gpu_ratio(),
-            parallel=request.parallel,
-            flash_attention=request.flash_attention,
-        )
-        instance = await self.manager.load(request.model, options)
+        options = load_options(request)
+        instance = await self.manager.load(request.model, options, force=request.force)
         body: dict[str, Any] = {
             "type": "embedding" if instance.model.facts.type == "embeddings" else "llm",
             "instance_id": instance.identifier,
@@ -272,6 +276,7 @@ class V1LoadHandler(BaseHandler):
             )
         if request.echo_load_config:
             body["load_config"] = instance.describe().to_json()["config"]
+        body["memory"] = instance.memory  # the estimate and what the worker measured
         self.write_json(body)
 
 
@@ -281,6 +286,17 @@ class V1UnloadHandler(BaseHandler):
         request = parse_request(UnloadRequest, self.request.body)
         await self.manager.unload(request.instance_id)
         self.write_json({"instance_id": request.instance_id})
+
+
+def load_options(request: LoadRequest) -> LoadOptions:
+    return LoadOptions(
+        context_length=request.context_length,
+        identifier=request.identifier,
+        ttl=request.ttl,
+        gpu=request.gpu_ratio(),
+        parallel=request.parallel,
+        flash_attention=request.flash_attention,
+    )
 
 
 def _model_card(instance: Instance) -> shapes.ModelCard:

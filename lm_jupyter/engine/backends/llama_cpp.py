@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import random
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import llama_cpp
 import numpy as np
+from llama_cpp.llama_grammar import SchemaConverter, json_schema_to_gbnf
 
 from ...chat.stops import StopMatcher
 from ..protocol import Emit, GenerateParams
@@ -19,8 +21,72 @@ from ..protocol import Emit, GenerateParams
 DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.1}
 
 
-class PromptTooLong(ValueError):
-    pass
+class RequestError(ValueError):
+    """A problem with the request that only the model can see; reported as a 400 naming ``param``."""
+
+    def __init__(self, message: str, *, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.param = param
+
+
+def _tool_call_gbnf(forced: dict[str, Any]) -> str:
+    """One grammar for "call one of these tools" (or several, one after another)."""
+    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    calls = []
+    for index, alternative in enumerate(forced["alternatives"]):
+        args = converter.visit(
+            converter.resolve_refs(alternative["schema"], f"tool{index}"), f"tool{index}-args"
+        )
+        literal = [json.dumps(alternative[k], ensure_ascii=False) for k in ("prefix", "suffix")]
+        calls.append(f"{literal[0]} {args} {literal[1]}")
+    converter._add_rule("call", " | ".join(f"( {call} )" for call in calls))
+    converter._add_rule("root", 'call ("\n" call)*' if forced["repeat"] else "call")
+    return converter.format_grammar()
+
+
+def _grammar(params: GenerateParams, vocab: Any) -> llama_cpp.LlamaGrammar | None:
+    """Compile the request's output constraint: a JSON schema or a raw GBNF grammar."""
+    forced = params.get("tool_calls")
+    if forced is not None:
+        gbnf = _tool_call_gbnf(forced).replace(_LOOSE_JSON_CHAR, _STRICT_JSON_CHAR)
+        return _compile(gbnf, "tool_choice", vocab)
+    schema = params.get("json_schema")
+    if schema is not None:
+        try:
+            gbnf = json_schema_to_gbnf(json.dumps(schema))
+        except Exception as exc:  # the converter raises assorted types for unsupported features
+            raise RequestError(
+                f"This JSON schema cannot be enforced: {exc}",
+                code="unsupported_schema",
+                param="response_format",
+            ) from None
+        # llama-cpp-python's converter lets raw control characters into strings, which JSON
+        # forbids (llama.cpp's own converter excludes them); tighten its string character class.
+        gbnf = gbnf.replace(_LOOSE_JSON_CHAR, _STRICT_JSON_CHAR)
+        return _compile(gbnf, "response_format", vocab)
+    if params.get("grammar"):
+        return _compile(params["grammar"], "grammar", vocab)
+    return None
+
+
+_LOOSE_JSON_CHAR = 'char ::= [^"\\\\] |'
+_STRICT_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def _compile(gbnf: str, param: str, vocab: Any) -> llama_cpp.LlamaGrammar:
+    """Parse the grammar once here: llama-cpp-python defers parsing to the sampler chain, and a
+    grammar llama.cpp rejects there becomes a NULL sampler that crashes the worker."""
+    probe = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
+    if not probe:
+        raise RequestError(
+            f"The {param} does not parse as a GBNF grammar with a 'root' rule "
+            "(the worker's log has llama.cpp's parse error).",
+            code="invalid_grammar",
+            param=param,
+        )
+    llama_cpp.llama_sampler_free(probe)
+    return llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
 
 
 class LlamaBackend:
@@ -59,6 +125,17 @@ class LlamaBackend:
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
         }
 
+    def warm_up(self) -> int:
+        """Run one short decode and forget it, so the weights are paged in and the buffers a
+        first request touches are resident: memory measured after this is what the model
+        really holds (the estimate is checked against it). Returns llama.cpp's weight bytes."""
+        if self.embedding:
+            self.llama.embed("warm up")
+        else:
+            self.llama.eval(self.tokenize("Hello"))
+            self.llama.reset()
+        return int(llama_cpp.llama_model_size(self.llama._model.model))
+
     def tokenize(self, text: str) -> list[int]:
         """Tokenize with special tokens parsed, adding BOS only if the text lacks it."""
         tokens = self.llama.tokenize(text.encode(), add_bos=False, special=True)
@@ -71,11 +148,13 @@ class LlamaBackend:
         tokens = self.tokenize(params["prompt"])
         n_ctx = self.llama.n_ctx()
         if len(tokens) >= n_ctx:
-            raise PromptTooLong(
+            raise RequestError(
                 f"The prompt is {len(tokens)} tokens long, but the model is loaded with a context "
                 f"length of {n_ctx} tokens. Shorten the prompt or load the model with a larger "
-                f"context (`lmj load MODEL --context-length N`)."
+                f"context (`lmj load MODEL --context-length N`).",
+                code="context_length_exceeded",
             )
+        grammar = _grammar(params, self._vocab)  # before "started": a bad grammar is still a 400
         emit({"ev": "started", "prompt_tokens": len(tokens)})
         limit = n_ctx - len(tokens)
         requested = params.get("max_tokens")
@@ -98,6 +177,7 @@ class LlamaBackend:
                 presence_penalty=params.get("presence_penalty") or 0.0,
                 frequency_penalty=params.get("frequency_penalty") or 0.0,
                 logits_processor=bias,
+                grammar=grammar,
             )
             for token in stream:
                 if not first_token_at:
@@ -137,9 +217,10 @@ class LlamaBackend:
         n_ctx = self.llama.n_ctx()
         for index, count in enumerate(counts):
             if count > n_ctx:
-                raise PromptTooLong(
+                raise RequestError(
                     f"Input {index} is {count} tokens long, but the model is loaded with a context "
-                    f"length of {n_ctx} tokens."
+                    f"length of {n_ctx} tokens.",
+                    code="context_length_exceeded",
                 )
         vectors = self.llama.embed(texts, normalize=True, truncate=False)
         return {"vectors": [list(map(float, v)) for v in vectors], "prompt_tokens": sum(counts)}

@@ -1,0 +1,51 @@
+"""One request's generation as its client sees it: wire-ready deltas, then a message and an outcome."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from ..api.responses import Outcome
+from ..chat.output import AssistantMessage, OutputParser
+from ..chat.toolcalls import TextDelta
+from .instance import Generation
+
+
+class Turn:
+    def __init__(
+        self, generation: Generation, parser: OutputParser | None, message: AssistantMessage
+    ) -> None:
+        self.generation = generation
+        self.parser = parser
+        self.message = message
+        self.outcome: Outcome | None = None
+
+    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        async for piece in self.generation:
+            for event in self.parser.feed(piece) if self.parser else [TextDelta(piece)]:
+                delta = self.message.add(event)
+                if delta:
+                    yield delta
+        for event in self.parser.finish() if self.parser else []:
+            delta = self.message.add(event)
+            if delta:
+                yield delta
+        outcome = self.generation.outcome
+        assert outcome is not None
+        truncated = outcome.stop_reason in ("maxPredictedTokensReached", "contextLengthReached")
+        if self.message.complete_calls() and not truncated:
+            outcome = replace(outcome, stop_reason="toolCalls")
+        self.outcome = replace(outcome, reasoning_tokens=self._reasoning_tokens(outcome))
+
+    def _reasoning_tokens(self, outcome: Outcome) -> int:
+        """Tokens are counted in the worker, text here: split the count by characters."""
+        reasoning = sum(len(part) for part in self.message.reasoning)
+        total = reasoning + sum(len(part) for part in self.message.content)
+        return round(outcome.completion_tokens * reasoning / total) if reasoning else 0
+
+    def text(self) -> str:
+        return "".join(self.message.content)
+
+    async def cancel(self) -> None:
+        await self.generation.cancel()

@@ -1,0 +1,161 @@
+"""``token`` and ``preset`` commands: arguments and actions shared by ``lmj`` and ``%lms``.
+
+Each front end builds its own parser and prints in its own way; what the commands accept and
+do is defined once here. An action returns an :class:`Outcome`: ``data`` (a table, JSON-ready
+data or a bare string) for stdout or the cell's result, and ``message``, the one-line human
+message (``lmj`` puts it on stderr, ``%lms`` prints it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .client import Client, LmError
+from .tables import Table
+
+
+@dataclass
+class Outcome:
+    data: Any = None
+    message: str | None = None
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+def add_token_commands(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
+    create = commands.add_parser("create", help="create a token; it is printed once, never again")
+    create.add_argument("name", metavar="NAME", help="a name to tell tokens apart, e.g. my-ide")
+    create.add_argument("--expires", type=float, metavar="DAYS", help="expire after this many days")
+    create.add_argument("--json", action="store_true", help="print the token and its details as JSON")
+    ls = commands.add_parser("ls", help="list tokens (names, dates and status; never the tokens)")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
+    revoke = commands.add_parser("revoke", help="revoke a token: it stops working at once")
+    revoke.add_argument("name", metavar="NAME")
+
+
+def token_command(client: Client, args: argparse.Namespace) -> Outcome:
+    if args.token_command == "create":
+        created = client.create_token(args.name, args.expires)
+        expiry = f", expires {_when(created['expires_at'])}" if created["expires_at"] else ""
+        message = (
+            f'Created API token "{args.name}"{expiry}. Copy it now: it will not be shown again. '
+            "Use it as the api_key of OpenAI clients."
+        )
+        return Outcome(created if args.json else created["token"], message)
+    if args.token_command == "revoke":
+        client.revoke_token(args.name)
+        return Outcome(message=f'Revoked API token "{args.name}".')
+    tokens = client.tokens()
+    return Outcome(tokens if args.json else token_table(tokens))
+
+
+def token_table(tokens: list[dict[str, Any]]) -> Table:
+    if not tokens:
+        return Table([], [], caption="You have no API tokens. Create one with: lmj token create NAME")
+    rows = [
+        [t["name"], _when(t["created_at"]), _when(t["expires_at"]) or "never", t["status"].upper()]
+        for t in tokens
+    ]
+    return Table(["NAME", "CREATED", "EXPIRES", "STATUS"], rows)
+
+
+def _when(timestamp: float | None) -> str:
+    return "" if timestamp is None else datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+# -- presets -----------------------------------------------------------------------------
+
+# `save` flags and the preset fields they set.
+_SAVE_FLAGS: list[tuple[str, str, type, str, str]] = [
+    ("--system", "system_prompt", str, "TEXT", "system prompt"),
+    ("--temperature", "temperature", float, "T", "sampling temperature"),
+    ("--top-p", "top_p", float, "P", "nucleus sampling probability"),
+    ("--top-k", "top_k", int, "K", "sample from the K most likely tokens"),
+    ("--max-tokens", "max_tokens", int, "N", "most tokens to generate (-1: no limit)"),
+    ("--seed", "seed", int, "N", "random seed, for repeatable output"),
+    ("--context-length", "context_length", int, "N", "context length when the preset loads a model"),
+]
+
+
+def add_preset_commands(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="preset_command", metavar="COMMAND", required=True)
+    ls = commands.add_parser("ls", help="list presets")
+    ls.add_argument("--json", action="store_true", help="the list as JSON")
+    show = commands.add_parser("show", help="show a preset's settings as JSON")
+    show.add_argument("name", metavar="NAME")
+    save = commands.add_parser(
+        "save", help='save a preset (replacing one of the same name); use it with "preset": NAME'
+    )
+    save.add_argument("name", metavar="NAME")
+    for flag, field, kind, metavar, help_text in _SAVE_FLAGS:
+        save.add_argument(flag, dest=field, type=kind, metavar=metavar, help=help_text)
+    save.add_argument("--json-schema", metavar="FILE", help="JSON Schema file the output must follow")
+    save.add_argument("--from-file", metavar="FILE.json", help="start from this preset JSON file")
+    rm = commands.add_parser("rm", help="delete a preset")
+    rm.add_argument("name", metavar="NAME")
+
+
+def preset_command(client: Client, args: argparse.Namespace) -> Outcome:
+    if args.preset_command == "show":
+        return Outcome(client.preset(args.name))
+    if args.preset_command == "save":
+        client.save_preset(args.name, preset_body(args))
+        return Outcome(message=f'Preset "{args.name}" saved. Use it with "preset": "{args.name}".')
+    if args.preset_command == "rm":
+        client.delete_preset(args.name)
+        return Outcome(message=f'Preset "{args.name}" deleted.')
+    presets = client.presets()
+    return Outcome(presets if args.json else preset_table(presets))
+
+
+def preset_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The preset JSON that ``save`` sends: ``--from-file``, then the flags on top."""
+    body = _read_json(args.from_file, "--from-file") if args.from_file else {}
+    if not isinstance(body, dict):
+        raise LmError(f"--from-file: {args.from_file} must hold a JSON object (a preset).")
+    for _, field, *_rest in _SAVE_FLAGS:
+        if getattr(args, field) is not None:
+            body[field] = getattr(args, field)
+    if args.json_schema:
+        schema = _read_json(args.json_schema, "--json-schema")
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": args.name, "schema": schema, "strict": True},
+        }
+    return body
+
+
+def _read_json(path: str, flag: str) -> Any:
+    try:
+        return json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LmError(f"{flag}: cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise LmError(f"{flag}: {path} is not valid JSON: {exc}") from None
+
+
+def preset_table(presets: list[dict[str, Any]]) -> Table:
+    if not presets:
+        return Table(
+            [], [], caption="You have no presets. Save one with: lmj preset save NAME --temperature 0.7"
+        )
+    rows = []
+    for preset in presets:
+        fields = {k: v for k, v in preset.items() if k not in ("name", "system_prompt", "error")}
+        settings = ", ".join(f"{k}={_short(v)}" for k, v in fields.items())
+        system = _short(preset.get("system_prompt", ""))
+        rows.append([preset["name"], system, f"error: {preset['error']}" if "error" in preset else settings])
+    return Table(["NAME", "SYSTEM PROMPT", "SETTINGS"], rows)
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
