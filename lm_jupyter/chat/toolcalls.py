@@ -468,6 +468,22 @@ def _llama3_calls(p: _CallMachine, marker: str) -> Step[None]:
     yield from p.accept(_END_OF_MESSAGE)  # in case the server leaves the stop token in the text
 
 
+_HERMES_TAGGED = _JsonBlock(("<tool_call>",), "</tool_call>")
+# Small Qwen 2.5 models (Coder 1.5B, say) often write the call as a fenced JSON block instead;
+# llama.cpp's Hermes parser accepts that too. Only a block whose object names an offered tool
+# becomes a call; any other JSON code block is given back as text.
+_HERMES_FENCED = _JsonBlock(("```json",), "```")
+
+
+def _hermes(p: _CallMachine) -> Step[None]:
+    yield from p.scan(
+        {
+            **dict.fromkeys(_HERMES_TAGGED.starts, partial(_HERMES_TAGGED.parse, p)),
+            **dict.fromkeys(_HERMES_FENCED.starts, partial(_HERMES_FENCED.parse, p)),
+        }
+    )
+
+
 def _functionary(p: _CallMachine) -> Step[None]:
     """Functionary v3.2: parts ``>>>name\\n...``; the prompt ends with ``>>>`` so the first part
     comes without it. ``all`` is the answer, ``python`` may be raw code (wrapped as
@@ -540,7 +556,7 @@ def _harmony_message(p: _CallMachine, marker: str) -> Step[None]:
 
 
 _PROGRAMS: Mapping[str, Program] = {
-    "hermes": _scanning(_JsonBlock(("<tool_call>",), "</tool_call>")),
+    "hermes": _hermes,
     "qwen3_coder": _scanning(_XmlBlock(("<tool_call>", _FUNCTION), "</tool_call>")),
     "seed_oss": _scanning(_XmlBlock(("<seed:tool_call>",), "</seed:tool_call>")),
     "llama3": _llama3,

@@ -796,3 +796,19 @@ TEMPLATES = [
 @pytest.mark.parametrize(("family", "template"), TEMPLATES)
 def test_detect_family(family: str, template: str | None) -> None:
     assert detect_family(template) == family
+
+
+def test_hermes_accepts_a_fenced_json_call_but_not_other_code_blocks() -> None:
+    """Qwen 2.5 Coder 1.5B writes its calls as ```json blocks (seen with the real model)."""
+    fenced = 'Sure.\n```json\n{\n  "name": "get_weather",\n  "arguments": {"city": "Zürich"}\n}\n```'
+    for pieces in ([fenced], list(fenced)):
+        parser = make_parser("hermes", tool_names=["get_weather"])
+        events = [e for piece in pieces for e in parser.feed(piece)] + parser.finish()
+        text = "".join(e.text for e in events if isinstance(e, TextDelta))
+        args = "".join(e.text for e in events if isinstance(e, ToolCallArgs))
+        assert text.strip() == "Sure." and parser.calls == 1
+        assert json.loads(args) == {"city": "Zürich"}
+    code = 'Example:\n```json\n{"name": "not_a_tool", "arguments": {}}\n```\nand {"a": 1}'
+    parser = make_parser("hermes", tool_names=["get_weather"])
+    events = parser.feed(code) + parser.finish()
+    assert parser.calls == 0 and "".join(e.text for e in events if isinstance(e, TextDelta)) == code
