@@ -21,6 +21,7 @@ class ModelFacts:
     max_context_length: int
     params_string: str | None
     trained_for_tool_use: bool
+    reasoning: bool
     display_name: str
 
     def to_json(self) -> dict[str, Any]:
@@ -84,8 +85,13 @@ def v0_model(facts: ModelFacts, instance: LoadedInstance | None) -> dict[str, An
     }
     if instance:
         body["loaded_context_length"] = instance.context_length
-    if facts.type == "llm" and facts.trained_for_tool_use:
-        body["capabilities"] = ["tool_use"]
+    capabilities = [
+        name
+        for name, present in (("tool_use", facts.trained_for_tool_use), ("reasoning", facts.reasoning))
+        if present and facts.type == "llm"
+    ]
+    if capabilities:  # LM Studio leaves the key out rather than sending an empty list
+        body["capabilities"] = capabilities
     return body
 
 
@@ -118,6 +124,8 @@ def v1_model(
     if facts.type == "llm":
         body["architecture"] = facts.arch
         body["capabilities"] = {"vision": False, "trained_for_tool_use": facts.trained_for_tool_use}
+        if facts.reasoning:
+            body["capabilities"]["reasoning"] = {"allowed_options": ["off", "on"], "default": "on"}
     return body
 
 

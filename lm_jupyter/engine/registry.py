@@ -15,6 +15,8 @@ from pathlib import Path
 import gguf
 
 from ..api.models import ModelFacts, quant_bits
+from ..chat.reasoning import reasoning_markers
+from ..chat.toolcalls import detect_family
 from ..hub.store import QUANT_IN_NAME
 from .gguf_meta import GGUFError, GGUFMetadata, read_metadata
 
@@ -99,7 +101,11 @@ class Registry:
             size_bytes=stamp[0],
             max_context_length=int(meta.arch_field("context_length", 2048)),
             params_string=params_string(meta),
-            trained_for_tool_use=bool(template and "tools" in template),
+            # "Native" tool use as LM Studio means it: the template renders tools in a format we parse.
+            trained_for_tool_use=bool(
+                template and "tools" in template and detect_family(template) != "fallback"
+            ),
+            reasoning=reasoning_markers(template) is not None or detect_family(template) == "gpt_oss",
             display_name=str(meta.fields.get("general.name") or repo),
         )
         return LocalModel(

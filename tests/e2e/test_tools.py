@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -214,3 +215,31 @@ def test_streamed_reasoning_and_unclosed_thinking(http: httpx.Client) -> None:
     reasoning = "".join(d.get("reasoning_content") or "" for d in deltas)
     content = "".join(d.get("content") or "" for d in deltas)
     assert reasoning == "Still thinking" and content == ""  # hit the end while thinking: still reasoning
+
+
+def test_capabilities_are_discoverable(http: httpx.Client) -> None:
+    entries = {entry["id"]: entry for entry in http.get("api/v0/models").json()["data"]}
+    assert entries["test/tiny-tools"]["capabilities"] == ["tool_use"]
+    assert entries["test/tiny-think"]["capabilities"] == ["reasoning"]
+    assert "capabilities" not in entries["test/tiny-chat"]  # plain ChatML: neither
+    assert "capabilities" not in entries["test/tiny-embed"]
+    v1 = {m["key"]: m for m in http.get("api/v1/models").json()["models"]}
+    assert v1["test/tiny-think"]["capabilities"]["reasoning"]["default"] == "on"
+    assert v1["qwen/qwen2.5-coder-1.5b-instruct"]["capabilities"]["trained_for_tool_use"] is True
+
+
+def test_reasoning_effort_reaches_the_template(http: httpx.Client, models_dir) -> None:
+    """gpt-oss style templates read `reasoning_effort`; the prompt must change with it."""
+    from tests.tiny_gguf import CHATML_TEMPLATE, write_tiny_model
+
+    path = models_dir / "test" / "tiny-effort-GGUF" / "tiny-effort-F32.gguf"
+    if not path.exists():
+        effort = (
+            "{% if reasoning_effort %}<|im_start|>system\nReasoning: {{ reasoning_effort }} effort, think hard"
+            "<|im_end|>\n{% endif %}"
+        )
+        write_tiny_model(path, chat_template=effort + CHATML_TEMPLATE)
+    base = {"model": "test/tiny-effort", "messages": MSGS, "max_tokens": 1}
+    plain = http.post("v1/chat/completions", json=base).json()["usage"]["prompt_tokens"]
+    high = http.post("v1/chat/completions", json={**base, "reasoning_effort": "high"}).json()
+    assert high["usage"]["prompt_tokens"] > plain + 5
