@@ -228,15 +228,15 @@ def test_capabilities_are_discoverable(http: httpx.Client) -> None:
     assert v1["qwen/qwen2.5-coder-1.5b-instruct"]["capabilities"]["trained_for_tool_use"] is True
 
 
-def test_reasoning_effort_reaches_the_template(http: httpx.Client, models_dir) -> None:
+def test_reasoning_effort_reaches_the_template(http: httpx.Client, models_dir: Path) -> None:
     """gpt-oss style templates read `reasoning_effort`; the prompt must change with it."""
     from tests.tiny_gguf import CHATML_TEMPLATE, write_tiny_model
 
     path = models_dir / "test" / "tiny-effort-GGUF" / "tiny-effort-F32.gguf"
     if not path.exists():
         effort = (
-            "{% if reasoning_effort %}<|im_start|>system\nReasoning: {{ reasoning_effort }} effort, think hard"
-            "<|im_end|>\n{% endif %}"
+            "{% if reasoning_effort %}<|im_start|>system\nReasoning: {{ reasoning_effort }} effort, "
+            "think hard<|im_end|>\n{% endif %}"
         )
         write_tiny_model(path, chat_template=effort + CHATML_TEMPLATE)
     base = {"model": "test/tiny-effort", "messages": MSGS, "max_tokens": 1}
