@@ -243,3 +243,44 @@ def test_reasoning_effort_reaches_the_template(http: httpx.Client, models_dir: P
     plain = http.post("v1/chat/completions", json=base).json()["usage"]["prompt_tokens"]
     high = http.post("v1/chat/completions", json={**base, "reasoning_effort": "high"}).json()
     assert high["usage"]["prompt_tokens"] > plain + 5
+
+
+def test_forced_calls_follow_nested_schemas_with_defs(http: httpx.Client) -> None:
+    import jsonschema
+
+    schema = {
+        "$defs": {
+            "stop": {
+                "type": "object",
+                "properties": {"city": {"enum": ["Paris", "Rome"]}},
+                "required": ["city"],
+            }
+        },
+        "type": "object",
+        "properties": {
+            "stops": {"type": "array", "items": {"$ref": "#/$defs/stop"}, "minItems": 1, "maxItems": 2}
+        },
+        "required": ["stops"],
+    }
+    tools = [
+        {"type": "function", "function": {"name": "plan_trip", "parameters": schema}},
+        {"type": "function", "function": {"name": "ping"}},  # no parameters at all
+    ]
+    for name in ("plan_trip", "ping"):
+        body = {
+            "model": TOOLS_MODEL,
+            "messages": MSGS,
+            "tools": tools,
+            "max_tokens": 200,
+            "seed": 9,
+            "tool_choice": {"type": "function", "function": {"name": name}},
+            "logit_bias": ASCII_ONLY,
+        }
+        reply = http.post("v1/chat/completions", json=body).json()["choices"][0]
+        (call,) = reply["message"]["tool_calls"]
+        arguments = json.loads(call["function"]["arguments"])
+        assert call["function"]["name"] == name
+        if name == "plan_trip":
+            jsonschema.validate(arguments, schema)
+        else:
+            assert isinstance(arguments, dict)
