@@ -126,6 +126,7 @@ class Generation:
                         completion_tokens=event["completion_tokens"],
                         time_to_first_token=event["time_to_first_token"],
                         generation_time=event["generation_time"],
+                        cached_tokens=event.get("cached_tokens", 0),
                     )
                     return
                 else:

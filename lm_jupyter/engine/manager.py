@@ -58,6 +58,7 @@ class ModelManager:
         reasoning_format: str = "auto",
         guardrails: str = "relaxed",
         max_memory: int = 0,
+        max_queued: int = 32,
     ) -> None:
         self.registry = Registry(models_dir)
         self.default_context_length = default_context_length
@@ -67,6 +68,7 @@ class ModelManager:
         self.max_jit_instances = max_jit_instances
         self.reap_interval = reap_interval
         self.reasoning_format = reasoning_format
+        self.max_queued = max_queued
         self.guard = MemoryGuard(guardrails, max_memory=max_memory)
         self._reaper: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[LocalModel, LoadOptions, bool]] = {}
@@ -462,6 +464,15 @@ class ModelManager:
             "grammar": request.grammar,
             "tool_calls": tool_calls,
         }
+        if instance.active > self.max_queued:  # one running, max_queued waiting
+            raise APIError(
+                f"'{instance.identifier}' already has {instance.active} requests in its queue; "
+                "try again shortly.",
+                status=503,
+                type="server_error",
+                code="queue_full",
+                retry_after=1,
+            )
         generation = await instance.generate(params)
         await generation.start(prompt_param)
         return generation

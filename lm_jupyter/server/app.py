@@ -61,6 +61,11 @@ class LmJupyterApp(ExtensionApp):
         "models, reasoning_content otherwise). Requests may override it with `reasoning_format`.",
         config=True,
     )
+    max_queued_requests = Integer(
+        32,
+        help="Requests that may wait for a model instance while it works; more get 503 with Retry-After.",
+        config=True,
+    )
     threads = Integer(
         0,
         help="CPU threads per model for decoding and prompt processing (0: every core this "
@@ -114,6 +119,7 @@ class LmJupyterApp(ExtensionApp):
             auto_evict=self.auto_evict,
             max_jit_instances=self.max_jit_instances,
             reasoning_format=self.reasoning_format,
+            max_queued=self.max_queued_requests,
             guardrails=self.guardrails,
             max_memory=parse_size(self.max_memory) if self.max_memory else 0,
         )

@@ -64,6 +64,8 @@ class BaseHandler(ApiTokenAuthHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, APIError):
+            if exc.retry_after is not None:
+                self.set_header("Retry-After", str(exc.retry_after))
             status, body = exc.status, exc.body()
         elif status_code in (401, 403) and not self.current_user:
             # Jupyter's XSRF check answers 403 to a POST with no known token; for API clients

@@ -156,6 +156,7 @@ class LlamaBackend:
             )
         grammar = _grammar(params, self._vocab)  # before "started": a bad grammar is still a 400
         emit({"ev": "started", "prompt_tokens": len(tokens)})
+        cached = self._cached_prefix(tokens)
         limit = n_ctx - len(tokens)
         requested = params.get("max_tokens")
         budget = limit if requested is None else min(requested, limit)
@@ -206,11 +207,24 @@ class LlamaBackend:
                 "ev": "done",
                 "stop_reason": stop_reason,
                 "prompt_tokens": len(tokens),
+                "cached_tokens": cached,
                 "completion_tokens": generated,
                 "time_to_first_token": (first_token_at or finished) - started,
                 "generation_time": finished - started,
             }
         )
+
+    def _cached_prefix(self, tokens: list[int]) -> int:
+        """Prompt tokens the KV cache already holds from the previous request (llama-cpp-python
+        keeps the longest common prefix and evaluates the rest; at least one token is always
+        evaluated again to refresh the logits)."""
+        held = self.llama._input_ids[: self.llama.n_tokens]
+        common = 0
+        for mine, theirs in zip(held, tokens, strict=False):
+            if mine != theirs:
+                break
+            common += 1
+        return min(common, len(tokens) - 1)
 
     def embed(self, texts: list[str]) -> dict[str, Any]:
         counts = [len(self.llama.tokenize(text.encode(), add_bos=True, special=False)) for text in texts]

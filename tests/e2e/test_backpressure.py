@@ -1,0 +1,87 @@
+"""Per-instance queue limit (503 + Retry-After) and prompt-prefix reuse reported as cached tokens."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from lm_jupyter.kernel.discovery import free_port, start_headless, stop_process
+from tests.conftest import write_test_models
+
+NO_EOS = {"2": -100, "4": -100}
+
+
+@pytest.fixture(scope="module")
+def small_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    root = write_test_models(tmp_path_factory.mktemp("models"))
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("runtime"))
+    try:
+        info = start_headless(
+            port=free_port("127.0.0.1", 0),
+            models_dir=str(root),
+            config=["--LmJupyterApp.max_queued_requests=1"],
+        )
+    finally:
+        os.environ.pop("JUPYTER_RUNTIME_DIR")
+    with httpx.Client(base_url=info.url, headers={"Authorization": f"Bearer {info.token}"}, timeout=60) as c:
+        yield c
+    assert info.pid is not None
+    stop_process(info.pid)
+
+
+def test_queue_limit_answers_503_with_retry_after(small_queue: httpx.Client) -> None:
+    small_queue.post("api/v1/models/load", json={"model": "test/tiny-long", "context_length": 32768})
+    body = {
+        "model": "test/tiny-long",
+        "prompt": "go",
+        "max_tokens": 4000,
+        "logit_bias": NO_EOS,
+        "stream": True,
+    }
+    running = threading.Event()
+    results: list[int] = []
+
+    def stream() -> None:
+        with small_queue.stream("POST", "v1/completions", json=body) as response:
+            results.append(response.status_code)
+            for _ in response.iter_lines():
+                running.set()
+
+    first = threading.Thread(target=stream)
+    first.start()
+    assert running.wait(30)
+    second = threading.Thread(target=stream)  # waits in the queue: allowed
+    second.start()
+    for _ in range(100):
+        model = small_queue.get("api/v1/models", params={"loaded": ""}).json()["models"][0]
+        if model["loaded_instances"][0]["queued"] == 2:
+            break
+        threading.Event().wait(0.02)
+    third = small_queue.post("v1/completions", json={**body, "stream": False})
+    assert third.status_code == 503 and third.headers["Retry-After"] == "1"
+    assert third.json()["error"]["code"] == "queue_full" and third.json()["error"]["type"] == "server_error"
+    first.join(60)
+    second.join(60)
+    assert results == [200, 200]
+
+
+def test_loaded_filter_and_cached_prefix(small_queue: httpx.Client) -> None:
+    listed = small_queue.get("api/v1/models", params={"loaded": ""}).json()["models"]
+    assert [m["key"] for m in listed] == ["test/tiny-long"]  # only models with instances
+    history = [
+        {"role": "system", "content": "You are a helpful assistant. " * 20},
+        {"role": "user", "content": "hi"},
+    ]
+    body = {"model": "test/tiny-long", "messages": history, "max_tokens": 2}
+    first = small_queue.post("v1/chat/completions", json=body).json()["usage"]
+    second = small_queue.post(
+        "v1/chat/completions", json={**body, "messages": [*history, {"role": "user", "content": "more"}]}
+    ).json()["usage"]
+    # The second prompt starts with the first one: its KV cache is reused, not recomputed.
+    # (all but the first turn's closing "<|im_start|>assistant\n", which the second replaces)
+    assert second["prompt_tokens_details"]["cached_tokens"] >= first["prompt_tokens"] - 16
+    assert second["prompt_tokens_details"]["cached_tokens"] < second["prompt_tokens"]
