@@ -18,7 +18,7 @@ from .._version import __version__
 from ..engine.hardware import parse_size
 from ..engine.manager import ModelManager
 from ..hub.store import models_dir_from_env
-from . import admin_handlers, estimate_handlers, handlers
+from . import admin_handlers, estimate_handlers, handlers, metrics
 from .presets import PRESETS_SETTING, PresetStore, presets_dir_from_env
 from .tokens import TOKENS_SETTING, TokenStore, default_tokens_file
 
@@ -123,6 +123,7 @@ class LmJupyterApp(ExtensionApp):
             guardrails=self.guardrails,
             max_memory=parse_size(self.max_memory) if self.max_memory else 0,
         )
+        metrics.watch(self.manager)
         self.settings.update(
             {
                 TOKENS_SETTING: TokenStore(Path(self.tokens_file).expanduser()),

@@ -34,6 +34,7 @@ from ..api.sse import DONE, sse_data
 from ..engine.instance import Instance, LoadOptions
 from ..engine.manager import ModelManager
 from ..engine.turn import Turn
+from . import metrics
 from .auth import ApiTokenAuthHandler
 from .presets import PRESETS_SETTING
 
@@ -130,6 +131,7 @@ class _GenerationHandler(BaseHandler):
             async for _delta in turn:
                 pass
             assert turn.outcome is not None
+            metrics.record(instance.identifier, "chat" if chat else "completion", turn.outcome)
             if chat:
                 body = shapes.chat_completion(env, turn.message.message(), turn.outcome, lmstudio=card)
             else:
@@ -137,6 +139,8 @@ class _GenerationHandler(BaseHandler):
             self.write_json(body)
             return
         await self.stream(env, chat=chat, include_usage=request.include_usage(), card=card)
+        if self.generation.outcome is not None:
+            metrics.record(instance.identifier, "chat" if chat else "completion", self.generation.outcome)
 
     async def stream(
         self, env: shapes.Envelope, *, chat: bool, include_usage: bool, card: shapes.ModelCard | None

@@ -35,38 +35,40 @@ def small_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clie
 
 def test_queue_limit_answers_503_with_retry_after(small_queue: httpx.Client) -> None:
     small_queue.post("api/v1/models/load", json={"model": "test/tiny-long", "context_length": 32768})
-    body = {
-        "model": "test/tiny-long",
-        "prompt": "go",
-        "max_tokens": 4000,
-        "logit_bias": NO_EOS,
-        "stream": True,
-    }
-    running = threading.Event()
+    body = {"model": "test/tiny-long", "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS, "stream": True}
+    running, done = threading.Event(), threading.Event()
     results: list[int] = []
 
-    def stream() -> None:
+    def stream() -> None:  # runs until the test is done, then hangs up (which cancels it)
         with small_queue.stream("POST", "v1/completions", json=body) as response:
             results.append(response.status_code)
             for _ in response.iter_lines():
                 running.set()
+                if done.is_set():
+                    break
 
-    first = threading.Thread(target=stream)
-    first.start()
+    threads = [threading.Thread(target=stream) for _ in range(2)]  # one runs, one waits in the queue
+    threads[0].start()
     assert running.wait(30)
-    second = threading.Thread(target=stream)  # waits in the queue: allowed
-    second.start()
-    for _ in range(100):
-        model = small_queue.get("api/v1/models", params={"loaded": ""}).json()["models"][0]
-        if model["loaded_instances"][0]["queued"] == 2:
-            break
-        threading.Event().wait(0.02)
+    threads[1].start()
+    assert _wait_for_queue(small_queue, 2)
     third = small_queue.post("v1/completions", json={**body, "stream": False})
+    done.set()
     assert third.status_code == 503 and third.headers["Retry-After"] == "1"
     assert third.json()["error"]["code"] == "queue_full" and third.json()["error"]["type"] == "server_error"
-    first.join(60)
-    second.join(60)
+    for thread in threads:
+        thread.join(60)
     assert results == [200, 200]
+    assert _wait_for_queue(small_queue, 0)
+
+
+def _wait_for_queue(client: httpx.Client, depth: int) -> bool:
+    for _ in range(500):
+        model = client.get("api/v1/models", params={"loaded": ""}).json()["models"][0]
+        if model["loaded_instances"][0]["queued"] == depth:
+            return True
+        threading.Event().wait(0.02)
+    return False
 
 
 def test_loaded_filter_and_cached_prefix(small_queue: httpx.Client) -> None:
@@ -85,3 +87,15 @@ def test_loaded_filter_and_cached_prefix(small_queue: httpx.Client) -> None:
     # (all but the first turn's closing "<|im_start|>assistant\n", which the second replaces)
     assert second["prompt_tokens_details"]["cached_tokens"] >= first["prompt_tokens"] - 16
     assert second["prompt_tokens_details"]["cached_tokens"] < second["prompt_tokens"]
+
+
+def test_prometheus_metrics_on_the_servers_own_route(small_queue: httpx.Client) -> None:
+    small_queue.post("v1/completions", json={"model": "test/tiny-long", "prompt": "a", "max_tokens": 3})
+    text = small_queue.get("metrics").text
+    assert 'lm_jupyter_loaded_instances{key="test/tiny-long"} 1.0' in text
+    assert 'lm_jupyter_queue_depth{model="test/tiny-long"} 0.0' in text
+    assert (
+        'lm_jupyter_requests_total{finish_reason="length",kind="completion",model="test/tiny-long"}' in text
+    )
+    assert "lm_jupyter_generated_tokens_total" in text and "lm_jupyter_cached_prompt_tokens_total" in text
+    assert httpx.get(str(small_queue.base_url) + "metrics").status_code in (401, 403)  # authenticated
