@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Mapping, Sequence
 from functools import partial
 from typing import TypeVar
@@ -35,7 +36,7 @@ class Malformed(Exception):
     """The text that started like markup is not (or stops before it is complete)."""
 
 
-class Machine:
+class Machine(ABC):
     """Runs one format's parsing program (:meth:`run`) over streamed text, collecting events."""
 
     def __init__(self) -> None:
@@ -69,10 +70,9 @@ class Machine:
                 self._abandon()
         return self._drain()
 
+    @abstractmethod
     def run(self) -> Step[None]:
         """The format's parsing program, started at the first text; subclasses provide it."""
-        raise NotImplementedError
-        yield
 
     def _resume(self) -> None:
         try:

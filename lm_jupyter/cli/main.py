@@ -13,7 +13,7 @@ from ..hub.store import import_model, models_dir_from_env
 from ..kernel import admin, discovery
 from ..kernel.client import Client, LmError
 from ..kernel.estimate_view import estimate_text
-from ..kernel.options import gpu_option
+from ..kernel.options import gpu_option, load_options
 from ..kernel.tables import Table, ls_json, ls_table, ps_table
 
 
@@ -51,16 +51,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     if args.estimate_only:
         return _estimate_only(args)
     started = time.perf_counter()
-    result = _client().load(
-        args.model,
-        context_length=args.context_length,
-        identifier=args.identifier,
-        ttl=args.ttl,
-        gpu=args.gpu,
-        parallel=args.parallel,
-        flash_attention=args.flash_attention or None,
-        force=args.force or None,
-    )
+    result = _client().load(args.model, **load_options(args))
     if args.json:
         print(json.dumps(result))
         return 0

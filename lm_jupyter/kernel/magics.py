@@ -29,7 +29,7 @@ from .admin import add_preset_commands, preset_command
 from .client import Client, LmError
 from .discovery import ServerInfo, find_server
 from .estimate_view import estimate_text
-from .options import gpu_option
+from .options import gpu_option, load_options
 from .tables import Table, ls_json, ls_table, ps_table
 
 UPDATE_INTERVAL = 0.1  # seconds between display updates while streaming (~10/s)
@@ -210,16 +210,7 @@ class LmMagics(Magics):
             print(estimate_text(estimate, context_length=args.context_length, gpu=args.gpu))
             return None
         print(f'Loading model "{args.model}"...')
-        result = self.client.load(
-            args.model,
-            context_length=args.context_length,
-            identifier=args.identifier,
-            ttl=args.ttl,
-            gpu=args.gpu,
-            parallel=args.parallel,
-            flash_attention=args.flash_attention or None,
-            force=args.force or None,
-        )
+        result = self.client.load(args.model, **load_options(args))
         identifier = result["instance_id"]
         print(f"Model loaded successfully in {result.get('load_time_seconds', 0.0):.2f}s.")
         if result.get("message"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def gpu_option(value: str) -> str | float:
@@ -16,3 +17,16 @@ def gpu_option(value: str) -> str | float:
     if not 0 <= ratio <= 1:
         raise argparse.ArgumentTypeError("use off, max, or a number between 0 and 1")
     return ratio
+
+
+def load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The load flags ``lmj load`` and ``%lms load`` share, as the load route's fields."""
+    return {
+        "context_length": args.context_length,
+        "identifier": args.identifier,
+        "ttl": args.ttl,
+        "gpu": args.gpu,
+        "parallel": args.parallel,
+        "flash_attention": args.flash_attention or None,
+        "force": args.force or None,
+    }

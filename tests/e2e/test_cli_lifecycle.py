@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import gguf
 
 from lm_jupyter.kernel.discovery import ServerInfo
+from tests.e2e import test_cli as cli
 from tests.tiny_gguf import write_tiny_model
 
 PS_FIELDS = {
@@ -32,15 +32,7 @@ PS_FIELDS = {
 def lmj(server: ServerInfo, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
     env |= {"LM_JUPYTER_URL": server.url, "LM_JUPYTER_TOKEN": server.token}
-    result = subprocess.run(
-        [sys.executable, "-m", "lm_jupyter.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
+    return cli.lmj(env, *args)
 
 
 def test_load_flags_and_ps_json(server: ServerInfo) -> None:
