@@ -84,7 +84,9 @@ SWA_PATTERNS = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2, "exaone4":
 BYTES_PER_VOCAB_TOKEN = 190
 BYTES_PER_MERGE = 155
 BYTES_PER_KV_CELL = 56  # cell metadata (position, sequence set) per KV cache
-FIXED_OVERHEAD = 6 * MIB + MIB // 2  # llama.cpp state, threads, library code paged in
+# llama.cpp state, threads, library code paged in; measured with the batched worker (which holds
+# about 1 MiB less than llama-cpp-python's Llama object did)
+FIXED_OVERHEAD = 5 * MIB + MIB // 2
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,7 @@ class ModelManager:
             threads=self.threads,
             gpu_layers=gpu_layers(options.gpu, model.meta.arch_field("block_count", 0)),
             flash_attention=options.flash_attention,
+            parallel=options.parallel,
         )
         event = await events.get()
         worker.finished(request_id)
@@ -464,7 +465,7 @@ class ModelManager:
             "grammar": request.grammar,
             "tool_calls": tool_calls,
         }
-        if instance.active > self.max_queued:  # one running, max_queued waiting
+        if instance.active >= instance.options.parallel + self.max_queued:  # all slots busy, queue full
             raise APIError(
                 f"'{instance.identifier}' already has {instance.active} requests in its queue; "
                 "try again shortly.",

@@ -49,14 +49,29 @@ class Worker:
         self.jobs.put(None)  # the server went away: finish and exit
 
     def run_jobs(self) -> None:
-        while (command := self.jobs.get()) is not None:
-            request_id = command.get("id", "")
-            if self.is_cancelled(request_id):
-                self.send({"id": request_id, "ev": "done", "stop_reason": "userStopped", "skipped": True})
-            else:
-                self.run_one(command)
-            with self.cancel_lock:
-                self.cancelled.discard(request_id)
+        """Take commands as they come and, between them, step the scheduler: requests that
+        arrive while others generate join the running batch."""
+        while True:
+            busy = self.backend is not None and self.backend.busy
+            try:
+                command = self.jobs.get(block=not busy)
+            except queue.Empty:
+                command = {}
+            if command is None:
+                return
+            if command:
+                request_id = command.get("id", "")
+                if self.is_cancelled(request_id):
+                    self.send({"id": request_id, "ev": "done", "stop_reason": "userStopped", "skipped": True})
+                    self.forget(request_id)
+                else:
+                    self.run_one(command)
+            if self.backend is not None and self.backend.busy:
+                self.backend.step()
+
+    def forget(self, request_id: str) -> None:
+        with self.cancel_lock:
+            self.cancelled.discard(request_id)
 
     def run_one(self, command: dict[str, Any]) -> None:
         from .backends.llama_cpp import RequestError
@@ -65,12 +80,15 @@ class Worker:
 
         def emit(event: dict[str, Any]) -> None:
             self.send({"id": request_id, **event})
+            if event["ev"] in ("done", "error"):
+                self.forget(request_id)
 
         try:
             if command["op"] == "load":
                 self.load(command, emit)
             elif command["op"] == "generate":
-                self.backend.generate(command["params"], emit, lambda: self.is_cancelled(request_id))
+                cancelled = lambda: self.is_cancelled(request_id)  # noqa: E731
+                self.backend.submit(request_id, command["params"], emit, cancelled)
             elif command["op"] == "embed":
                 emit({"ev": "embeddings", **self.backend.embed(command["input"])})
             else:
@@ -97,6 +115,7 @@ class Worker:
                 threads=command.get("threads", 0),
                 gpu_layers=command.get("gpu_layers", 0),
                 flash_attention=command.get("flash_attention", False),
+                parallel=command.get("parallel", 1),
             )
         try:
             model_size = self.backend.warm_up()

@@ -34,7 +34,9 @@ def small_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clie
 
 
 def test_queue_limit_answers_503_with_retry_after(small_queue: httpx.Client) -> None:
-    small_queue.post("api/v1/models/load", json={"model": "test/tiny-long", "context_length": 32768})
+    small_queue.post(
+        "api/v1/models/load", json={"model": "test/tiny-long", "context_length": 32768, "parallel": 1}
+    )
     body = {"model": "test/tiny-long", "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS, "stream": True}
     running, done = threading.Event(), threading.Event()
     results: list[int] = []
@@ -47,7 +49,7 @@ def test_queue_limit_answers_503_with_retry_after(small_queue: httpx.Client) -> 
                 if done.is_set():
                     break
 
-    threads = [threading.Thread(target=stream) for _ in range(2)]  # one runs, one waits in the queue
+    threads = [threading.Thread(target=stream) for _ in range(2)]  # one runs (parallel 1), one waits
     threads[0].start()
     assert running.wait(30)
     threads[1].start()

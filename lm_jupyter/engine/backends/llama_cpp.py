@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
-import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 import llama_cpp
-import numpy as np
+from llama_cpp import _internals
 from llama_cpp.llama_grammar import SchemaConverter, json_schema_to_gbnf
 
-from ...chat.stops import StopMatcher
 from ..protocol import Emit, GenerateParams
-
-# LM Studio's default sampling settings for llama.cpp models.
-DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.1}
+from ..scheduler import Scheduler, make_context, make_sampler
 
 
 class RequestError(ValueError):
@@ -45,7 +39,7 @@ def _tool_call_gbnf(forced: dict[str, Any]) -> str:
     return converter.format_grammar()
 
 
-def _grammar(params: GenerateParams, vocab: Any) -> llama_cpp.LlamaGrammar | None:
+def _grammar(params: GenerateParams, vocab: Any) -> str | None:
     """Compile the request's output constraint: a JSON schema or a raw GBNF grammar."""
     forced = params.get("tool_calls")
     if forced is not None:
@@ -74,9 +68,9 @@ _LOOSE_JSON_CHAR = 'char ::= [^"\\\\] |'
 _STRICT_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
 
 
-def _compile(gbnf: str, param: str, vocab: Any) -> llama_cpp.LlamaGrammar:
-    """Parse the grammar once here: llama-cpp-python defers parsing to the sampler chain, and a
-    grammar llama.cpp rejects there becomes a NULL sampler that crashes the worker."""
+def _compile(gbnf: str, param: str, vocab: Any) -> str:
+    """Parse the grammar once here, where a failure is a 400: in the sampler chain a grammar
+    llama.cpp rejects becomes a NULL sampler that would crash the worker."""
     probe = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
     if not probe:
         raise RequestError(
@@ -86,10 +80,13 @@ def _compile(gbnf: str, param: str, vocab: Any) -> llama_cpp.LlamaGrammar:
             param=param,
         )
     llama_cpp.llama_sampler_free(probe)
-    return llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+    return gbnf
 
 
 class LlamaBackend:
+    """An LLM runs through the continuous-batching scheduler on a context of its own (one
+    sequence per parallel slot); an embedding model through llama-cpp-python's ``embed``."""
+
     def __init__(
         self,
         path: str,
@@ -99,29 +96,48 @@ class LlamaBackend:
         threads: int = 0,
         gpu_layers: int = 0,
         flash_attention: bool = False,
+        parallel: int = 4,
     ) -> None:
         threads = threads or len(os.sched_getaffinity(0))
         self.embedding = embedding
-        self.llama = llama_cpp.Llama(
-            model_path=path,
-            n_ctx=context_length,
-            n_batch=context_length if embedding else min(512, context_length),
-            n_ubatch=context_length if embedding else min(512, context_length),
-            n_threads=threads,
-            n_threads_batch=threads,
-            n_gpu_layers=gpu_layers,
-            embedding=embedding,
-            flash_attn=flash_attention,
-            verbose=False,
-        )
-        self._vocab = self.llama._model.vocab
+        if embedding:
+            self.llama = llama_cpp.Llama(
+                model_path=path,
+                n_ctx=context_length,
+                n_batch=context_length,
+                n_ubatch=context_length,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=gpu_layers,
+                embedding=True,
+                flash_attn=flash_attention,
+                verbose=False,
+            )
+            self.model = self.llama._model
+            self.n_ctx = self.llama.n_ctx()
+        else:
+            params = llama_cpp.llama_model_default_params()
+            params.n_gpu_layers = gpu_layers
+            self.model = _internals.LlamaModel(path_model=path, params=params, verbose=False)
+            n_batch = min(512, context_length)
+            self.context = make_context(
+                self.model,
+                context_length=context_length,
+                parallel=parallel,
+                n_batch=n_batch,
+                threads=threads,
+                flash_attention=flash_attention,
+            )
+            self.scheduler = Scheduler(self.model, self.context.ctx, parallel=parallel, n_batch=n_batch)
+            self.n_ctx = self.scheduler.n_ctx
+        self._vocab = self.model.vocab
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
-        self._bos = self.llama.token_bos()
+        self._bos = self.model.token_bos()
 
     def info(self) -> dict[str, Any]:
         return {
-            "context_length": self.llama.n_ctx(),
-            "n_vocab": self.llama.n_vocab(),
+            "context_length": self.n_ctx,
+            "n_vocab": self.model.n_vocab(),
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
         }
 
@@ -132,103 +148,40 @@ class LlamaBackend:
         if self.embedding:
             self.llama.embed("warm up")
         else:
-            self.llama.eval(self.tokenize("Hello"))
-            self.llama.reset()
-        return int(llama_cpp.llama_model_size(self.llama._model.model))
+            self.scheduler.warm_up(self.tokenize("Hello"))
+        return int(llama_cpp.llama_model_size(self.model.model))
 
     def tokenize(self, text: str) -> list[int]:
         """Tokenize with special tokens parsed, adding BOS only if the text lacks it."""
-        tokens = self.llama.tokenize(text.encode(), add_bos=False, special=True)
+        tokens = self.model.tokenize(text.encode(), add_bos=False, special=True)
         if self._add_bos and self._bos >= 0 and (not tokens or tokens[0] != self._bos):
             tokens.insert(0, self._bos)
         return tokens
 
-    def generate(self, params: GenerateParams, emit: Emit, cancelled: Callable[[], bool]) -> None:
-        started = time.perf_counter()
+    @property
+    def busy(self) -> bool:
+        return not self.embedding and self.scheduler.busy
+
+    def submit(self, rid: str, params: GenerateParams, emit: Emit, cancelled: Callable[[], bool]) -> None:
+        """Check a request and queue it; errors here are the client's and reach it as a 400."""
         tokens = self.tokenize(params["prompt"])
-        n_ctx = self.llama.n_ctx()
-        if len(tokens) >= n_ctx:
+        if len(tokens) >= self.n_ctx:
             raise RequestError(
                 f"The prompt is {len(tokens)} tokens long, but the model is loaded with a context "
-                f"length of {n_ctx} tokens. Shorten the prompt or load the model with a larger "
+                f"length of {self.n_ctx} tokens. Shorten the prompt or load the model with a larger "
                 f"context (`lmj load MODEL --context-length N`).",
                 code="context_length_exceeded",
             )
-        grammar = _grammar(params, self._vocab)  # before "started": a bad grammar is still a 400
+        sampler = make_sampler(self.model, params, _grammar(params, self._vocab))
         emit({"ev": "started", "prompt_tokens": len(tokens)})
-        cached = self._cached_prefix(tokens)
-        limit = n_ctx - len(tokens)
-        requested = params.get("max_tokens")
-        budget = limit if requested is None else min(requested, limit)
-        self.llama.set_seed(params["seed"] if params.get("seed") is not None else random.getrandbits(31))
-        stops = StopMatcher(params.get("stop") or [])
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        bias = _bias_processor(params.get("logit_bias"))
-        generated = 0
-        first_token_at = 0.0
-        stop_reason = "maxPredictedTokensReached" if budget < limit else "contextLengthReached"
-        if budget > 0:
-            stream = self.llama.generate(
-                tokens,
-                temp=_pick(params, "temperature"),
-                top_k=_pick(params, "top_k"),
-                top_p=_pick(params, "top_p"),
-                min_p=_pick(params, "min_p"),
-                repeat_penalty=_pick(params, "repeat_penalty"),
-                presence_penalty=params.get("presence_penalty") or 0.0,
-                frequency_penalty=params.get("frequency_penalty") or 0.0,
-                logits_processor=bias,
-                grammar=grammar,
-            )
-            for token in stream:
-                if not first_token_at:
-                    first_token_at = time.perf_counter()
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                    stop_reason = "eosFound"
-                    break
-                generated += 1
-                text = stops.feed(decoder.decode(self.llama.detokenize([token])))
-                if text:
-                    emit({"ev": "text", "text": text})
-                if stops.stopped:
-                    stop_reason = "stopStringFound"
-                    break
-                if cancelled():
-                    stop_reason = "userStopped"
-                    break
-                if generated >= budget:
-                    break
-        tail = "" if stops.stopped else stops.feed(decoder.decode(b"", final=True)) + stops.flush()
-        if tail:
-            emit({"ev": "text", "text": tail})
-        finished = time.perf_counter()
-        emit(
-            {
-                "ev": "done",
-                "stop_reason": stop_reason,
-                "prompt_tokens": len(tokens),
-                "cached_tokens": cached,
-                "completion_tokens": generated,
-                "time_to_first_token": (first_token_at or finished) - started,
-                "generation_time": finished - started,
-            }
-        )
+        self.scheduler.submit(rid, tokens, params, sampler, emit, cancelled)
 
-    def _cached_prefix(self, tokens: list[int]) -> int:
-        """Prompt tokens the KV cache already holds from the previous request (llama-cpp-python
-        keeps the longest common prefix and evaluates the rest; at least one token is always
-        evaluated again to refresh the logits)."""
-        held = self.llama._input_ids[: self.llama.n_tokens]
-        common = 0
-        for mine, theirs in zip(held, tokens, strict=False):
-            if mine != theirs:
-                break
-            common += 1
-        return min(common, len(tokens) - 1)
+    def step(self) -> None:
+        self.scheduler.step()
 
     def embed(self, texts: list[str]) -> dict[str, Any]:
-        counts = [len(self.llama.tokenize(text.encode(), add_bos=True, special=False)) for text in texts]
-        n_ctx = self.llama.n_ctx()
+        counts = [len(self.model.tokenize(text.encode(), add_bos=True, special=False)) for text in texts]
+        n_ctx = self.n_ctx
         for index, count in enumerate(counts):
             if count > n_ctx:
                 raise RequestError(
@@ -238,22 +191,3 @@ class LlamaBackend:
                 )
         vectors = self.llama.embed(texts, normalize=True, truncate=False)
         return {"vectors": [list(map(float, v)) for v in vectors], "prompt_tokens": sum(counts)}
-
-
-def _pick(params: GenerateParams, name: str) -> Any:
-    value = params.get(name)
-    return DEFAULTS[name] if value is None else value
-
-
-def _bias_processor(logit_bias: dict[str, float] | None) -> llama_cpp.LogitsProcessorList | None:
-    """Token ids were checked against the vocabulary by the manager before we got here."""
-    if not logit_bias:
-        return None
-    ids = np.array([int(k) for k in logit_bias], dtype=np.intc)
-    values = np.array(list(logit_bias.values()), dtype=np.single)
-
-    def apply(_input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        scores[ids] += values
-        return scores
-
-    return llama_cpp.LogitsProcessorList([apply])
