@@ -53,13 +53,16 @@ class Worker:
         arrive while others generate join the running batch."""
         while True:
             busy = self.backend is not None and self.backend.busy
+            commands: list[dict[str, Any] | None] = []
             try:
-                command = self.jobs.get(block=not busy)
+                commands.append(self.jobs.get(block=not busy))
+                while True:  # everything that has arrived joins the next step together
+                    commands.append(self.jobs.get_nowait())
             except queue.Empty:
-                command = {}
-            if command is None:
-                return
-            if command:
+                pass
+            for command in commands:
+                if command is None:
+                    return
                 request_id = command.get("id", "")
                 if self.is_cancelled(request_id):
                     self.send({"id": request_id, "ev": "done", "stop_reason": "userStopped", "skipped": True})
