@@ -1,0 +1,78 @@
+"""Multi-turn chat: time to first token at turn 10 against turn 1, with a long history.
+
+    python bench/prefix_cache.py MODEL.gguf [--history-tokens 2000] [--turns 10]
+
+A chat opens with a long system prompt (about --history-tokens tokens of text); each turn adds a
+short question and the model's short answer. With prefix reuse the server evaluates only the
+new turn, so the time to first token should stay flat; without it, it grows with the history.
+Target (issue 8): turn 10 within 1.5x of turn 1. Prints every turn's time to first token and
+the cached prompt tokens the server reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from lm_jupyter.kernel.discovery import free_port, start_headless, stop_process
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--history-tokens", type=int, default=2000)
+    parser.add_argument("--turns", type=int, default=10)
+    args = parser.parse_args()
+    system = " ".join(
+        f"Fact {i}: the notebook cell number {i} computes a value." for i in range(args.history_tokens // 12)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp) / "models" / "bench" / "model-GGUF"
+        models.mkdir(parents=True)
+        os.link(args.model.resolve(), models / args.model.name)
+        os.environ["JUPYTER_RUNTIME_DIR"] = str(Path(tmp) / "runtime")
+        server = start_headless(port=free_port("127.0.0.1", 0), models_dir=str(Path(tmp) / "models"))
+        http = httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=900
+        )
+        try:
+            http.post("api/v1/models/load", json={"model": "bench/model", "context_length": 8192})
+            messages = [{"role": "system", "content": system}]
+            first = None
+            for turn in range(1, args.turns + 1):
+                messages.append({"role": "user", "content": f"Question {turn}: what does cell {turn} do?"})
+                body = {"model": "bench/model", "messages": messages, "max_tokens": 16, "temperature": 0,
+                        "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+                sent = time.perf_counter()
+                ttft, text, usage = None, "", {}
+                with http.stream("POST", "v1/chat/completions", json=body) as response:
+                    for line in response.iter_lines():
+                        if not line.startswith("data: {"):
+                            continue
+                        chunk = json.loads(line[6:])
+                        usage = chunk.get("usage") or usage
+                        for choice in chunk["choices"]:
+                            piece = choice["delta"].get("content")
+                            if piece:
+                                ttft = ttft or time.perf_counter() - sent
+                                text += piece
+                messages.append({"role": "assistant", "content": text})
+                first = first or ttft
+                cached = usage.get("prompt_tokens_details", {}).get("cached_tokens")
+                ratio = (ttft or 0) / (first or 1)
+                print(f"turn {turn:>2}: prompt {usage.get('prompt_tokens')} tokens, cached {cached}, "
+                      f"time to first token {ttft:.3f}s ({ratio:.2f}x turn 1)")  # fmt: skip
+        finally:
+            stop_process(server.pid or 0)
+
+
+if __name__ == "__main__":
+    main()
