@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import llama_cpp
-
-from lm_jupyter.kernel.discovery import free_port, start_headless, stop_process
+from _harness import MODEL_KEY, eog_bias, serve_model
 
 TOPICS = ["the sea", "a robot", "mountains", "the moon", "a garden", "trains", "winter", "a clock"]
 PROMPTS = [f"Write a long story about {topic}." for topic in TOPICS]
@@ -84,37 +82,26 @@ def main() -> None:
     llm = llama_cpp.Llama(
         str(args.model), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False
     )
-    bias = {t: -100.0 for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(llm._model.vocab, t)}
-    with tempfile.TemporaryDirectory() as tmp:
-        models = Path(tmp) / "models" / "bench" / "model-GGUF"
-        models.mkdir(parents=True)
-        os.link(args.model.resolve(), models / args.model.name)
-        os.environ["JUPYTER_RUNTIME_DIR"] = str(Path(tmp) / "runtime")
-        server = start_headless(port=free_port("127.0.0.1", 0), models_dir=str(Path(tmp) / "models"))
-        http = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=900
-        )
-        try:
-            top = max(args.streams)
-            for identifier, parallel in (("serial", 1), ("batched", top)):
-                load = {"model": "bench/model", "identifier": identifier, "parallel": parallel}
-                http.post("api/v1/models/load", json={**load, "context_length": 8192})
-            served(http, "batched", 1, 8, bias)  # warm up
-            raw(llm, 1, 8, bias)
-            print(f"model {args.model.name}, {args.tokens} tokens per stream, {threads} threads")
-            print(f"{'streams':>8} {'raw tok/s':>10} {'p1 tok/s':>10} {'batched':>10} {'x one':>7}"
-                  f" {'raw p95':>9} {'p1 p95':>9} {'batch p50':>10} {'batch p95':>10}")  # fmt: skip
-            one = None
-            for n in args.streams:
-                r_tps, r_ttft = raw(llm, n, args.tokens, bias)
-                s_tps, s_ttft = served(http, "serial", n, args.tokens, bias)
-                b_tps, b_ttft = served(http, "batched", n, args.tokens, bias)
-                one = one or b_tps
-                print(f"{n:>8} {r_tps:>10.1f} {s_tps:>10.1f} {b_tps:>10.1f} {b_tps / one:>6.2f}x"
-                      f" {percentile(r_ttft, 0.95):>8.2f}s {percentile(s_ttft, 0.95):>8.2f}s"
-                      f" {statistics.median(b_ttft):>9.2f}s {percentile(b_ttft, 0.95):>9.2f}s")  # fmt: skip
-        finally:
-            stop_process(server.pid or 0)
+    bias = eog_bias(llm)
+    with serve_model(args.model) as http:
+        top = max(args.streams)
+        for identifier, parallel in (("serial", 1), ("batched", top)):
+            load = {"model": MODEL_KEY, "identifier": identifier, "parallel": parallel}
+            http.post("api/v1/models/load", json={**load, "context_length": 8192})
+        served(http, "batched", 1, 8, bias)  # warm up
+        raw(llm, 1, 8, bias)
+        print(f"model {args.model.name}, {args.tokens} tokens per stream, {threads} threads")
+        print(f"{'streams':>8} {'raw tok/s':>10} {'p1 tok/s':>10} {'batched':>10} {'x one':>7}"
+              f" {'raw p95':>9} {'p1 p95':>9} {'batch p50':>10} {'batch p95':>10}")  # fmt: skip
+        one = None
+        for n in args.streams:
+            r_tps, r_ttft = raw(llm, n, args.tokens, bias)
+            s_tps, s_ttft = served(http, "serial", n, args.tokens, bias)
+            b_tps, b_ttft = served(http, "batched", n, args.tokens, bias)
+            one = one or b_tps
+            print(f"{n:>8} {r_tps:>10.1f} {s_tps:>10.1f} {b_tps:>10.1f} {b_tps / one:>6.2f}x"
+                  f" {percentile(r_ttft, 0.95):>8.2f}s {percentile(s_ttft, 0.95):>8.2f}s"
+                  f" {statistics.median(b_ttft):>9.2f}s {percentile(b_ttft, 0.95):>9.2f}s")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
-from lm_jupyter.kernel.discovery import free_port, start_headless, stop_process
+from _harness import MODEL_KEY, serve_model
 
 
 def main() -> None:
@@ -34,44 +30,33 @@ def main() -> None:
     system = " ".join(
         f"Fact {i}: the notebook cell number {i} computes a value." for i in range(args.history_tokens // 12)
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        models = Path(tmp) / "models" / "bench" / "model-GGUF"
-        models.mkdir(parents=True)
-        os.link(args.model.resolve(), models / args.model.name)
-        os.environ["JUPYTER_RUNTIME_DIR"] = str(Path(tmp) / "runtime")
-        server = start_headless(port=free_port("127.0.0.1", 0), models_dir=str(Path(tmp) / "models"))
-        http = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=900
-        )
-        try:
-            http.post("api/v1/models/load", json={"model": "bench/model", "context_length": 8192})
-            messages = [{"role": "system", "content": system}]
-            first = None
-            for turn in range(1, args.turns + 1):
-                messages.append({"role": "user", "content": f"Question {turn}: what does cell {turn} do?"})
-                body = {"model": "bench/model", "messages": messages, "max_tokens": 16, "temperature": 0,
-                        "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
-                sent = time.perf_counter()
-                ttft, text, usage = None, "", {}
-                with http.stream("POST", "v1/chat/completions", json=body) as response:
-                    for line in response.iter_lines():
-                        if not line.startswith("data: {"):
-                            continue
-                        chunk = json.loads(line[6:])
-                        usage = chunk.get("usage") or usage
-                        for choice in chunk["choices"]:
-                            piece = choice["delta"].get("content")
-                            if piece:
-                                ttft = ttft or time.perf_counter() - sent
-                                text += piece
-                messages.append({"role": "assistant", "content": text})
-                first = first or ttft
-                cached = usage.get("prompt_tokens_details", {}).get("cached_tokens")
-                ratio = (ttft or 0) / (first or 1)
-                print(f"turn {turn:>2}: prompt {usage.get('prompt_tokens')} tokens, cached {cached}, "
-                      f"time to first token {ttft:.3f}s ({ratio:.2f}x turn 1)")  # fmt: skip
-        finally:
-            stop_process(server.pid or 0)
+    with serve_model(args.model) as http:
+        http.post("api/v1/models/load", json={"model": MODEL_KEY, "context_length": 8192})
+        messages = [{"role": "system", "content": system}]
+        first = None
+        for turn in range(1, args.turns + 1):
+            messages.append({"role": "user", "content": f"Question {turn}: what does cell {turn} do?"})
+            body = {"model": MODEL_KEY, "messages": messages, "max_tokens": 16, "temperature": 0,
+                    "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+            sent = time.perf_counter()
+            ttft, text, usage = None, "", {}
+            with http.stream("POST", "v1/chat/completions", json=body) as response:
+                for line in response.iter_lines():
+                    if not line.startswith("data: {"):
+                        continue
+                    chunk = json.loads(line[6:])
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk["choices"]:
+                        piece = choice["delta"].get("content")
+                        if piece:
+                            ttft = ttft or time.perf_counter() - sent
+                            text += piece
+            messages.append({"role": "assistant", "content": text})
+            first = first or ttft
+            cached = usage.get("prompt_tokens_details", {}).get("cached_tokens")
+            ratio = (ttft or 0) / (first or 1)
+            print(f"turn {turn:>2}: prompt {usage.get('prompt_tokens')} tokens, cached {cached}, "
+                  f"time to first token {ttft:.3f}s ({ratio:.2f}x turn 1)")  # fmt: skip
 
 
 if __name__ == "__main__":

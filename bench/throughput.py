@@ -17,16 +17,15 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import llama_cpp
+from _harness import MODEL_KEY, eog_bias, serve_model
 
 from lm_jupyter.chat.template import choose_template, render_chat
 from lm_jupyter.engine.gguf_meta import read_metadata
-from lm_jupyter.kernel.discovery import free_port, start_headless, stop_process
 
 TOPICS = [
     "the sea",
@@ -46,11 +45,6 @@ TOPICS = [
 
 def question(run: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"Write a long story about {TOPICS[run % len(TOPICS)]}."}]
-
-
-def banned_tokens(llm: llama_cpp.Llama) -> dict[int, float]:
-    vocab = llm._model.vocab
-    return {t: -100.0 for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
 
 
 def prompt_tokens(llm: llama_cpp.Llama, prompt: str) -> list[int]:
@@ -130,33 +124,18 @@ def main() -> None:
     llm = llama_cpp.Llama(
         str(args.model), n_ctx=args.context, n_threads=threads, n_threads_batch=threads, verbose=False
     )
-    bias = banned_tokens(llm)
+    bias = eog_bias(llm)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        models = Path(tmp) / "models" / "bench" / "model-GGUF"
-        models.mkdir(parents=True)
-        os.link(args.model.resolve(), models / args.model.name)
-        os.environ["JUPYTER_RUNTIME_DIR"] = str(Path(tmp) / "runtime")
-        server = start_headless(
-            port=free_port("127.0.0.1", 0),
-            models_dir=str(Path(tmp) / "models"),
-            config=[f"--LmJupyterApp.threads={threads}"],
-        )
-        try:
-            http = httpx.Client(
-                base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=600
-            )
-            http.post("api/v1/models/load", json={"model": "bench/model", "context_length": args.context})
-            # Warm both sides once (page in weights, build caches) before measuring.
-            raw_run(llm, prompt_for(99), 8, bias)
-            server_run(http, "bench/model", question(99), 8, bias)
-            raw, ours = [], []
-            for run in range(args.runs):
-                raw.append(raw_run(llm, prompt_for(run), args.tokens, bias))
-                ours.append(server_run(http, "bench/model", question(run), args.tokens, bias))
-                assert ours[-1][2] == args.tokens, ours[-1]
-        finally:
-            stop_process(server.pid or 0)
+    with serve_model(args.model, config=[f"--LmJupyterApp.threads={threads}"]) as http:
+        http.post("api/v1/models/load", json={"model": MODEL_KEY, "context_length": args.context})
+        # Warm both sides once (page in weights, build caches) before measuring.
+        raw_run(llm, prompt_for(99), 8, bias)
+        server_run(http, MODEL_KEY, question(99), 8, bias)
+        raw, ours = [], []
+        for run in range(args.runs):
+            raw.append(raw_run(llm, prompt_for(run), args.tokens, bias))
+            ours.append(server_run(http, MODEL_KEY, question(run), args.tokens, bias))
+            assert ours[-1][2] == args.tokens, ours[-1]
 
     raw_ttft = statistics.median(r[0] for r in raw)
     our_ttft = statistics.median(r[0] for r in ours)
