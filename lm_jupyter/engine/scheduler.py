@@ -126,25 +126,16 @@ class Scheduler:
 
         At least one prompt token is always evaluated again, for the logits to sample from."""
 
-        def common(slot: _Slot) -> int:
-            n = 0
-            for mine, theirs in zip(slot.kv, tokens, strict=False):
-                if mine != theirs:
-                    break
-                n += 1
-            return min(n, len(tokens) - 1)
-
-        source = max(self.slots, key=common)
+        shared = {slot.seq_id: min(_common_prefix(slot.kv, tokens), len(tokens) - 1) for slot in self.slots}
+        source = max(self.slots, key=lambda slot: shared[slot.seq_id])
         if source.request is None:  # a free slot holds the best prefix: use it directly
-            return source, source, common(source)
-        target = (
-            max(free, key=common) if any(common(s) for s in free) else min(free, key=lambda s: s.last_used)
-        )
-        return (
-            (target, target, common(target))
-            if common(target) >= common(source)
-            else (target, source, common(source))
-        )
+            return source, source, shared[source.seq_id]
+        # Otherwise the free slot with the most of it (else the least recently used one) takes
+        # the request, starting from its own cache or from a copy of the busy slot's.
+        target = max(free, key=lambda slot: (shared[slot.seq_id], -slot.last_used))
+        if shared[target.seq_id] >= shared[source.seq_id]:
+            return target, target, shared[target.seq_id]
+        return target, source, shared[source.seq_id]
 
     # -- one step ------------------------------------------------------------------------
 
@@ -313,3 +304,12 @@ def make_context(
 def _pick(params: GenerateParams, name: str) -> Any:
     value = params.get(name)  # type: ignore[misc]
     return DEFAULTS[name] if value is None else value
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for mine, theirs in zip(a, b, strict=False):
+        if mine != theirs:
+            break
+        n += 1
+    return n
