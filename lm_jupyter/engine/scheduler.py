@@ -70,8 +70,10 @@ class Scheduler:
 
     def warm_up(self, tokens: list[int]) -> None:
         """Decode a few tokens on the first sequence and forget them (pages the weights in)."""
-        batch = llama_cpp.llama_batch_get_one((llama_cpp.llama_token * len(tokens))(*tokens), len(tokens))
-        llama_cpp.llama_decode(self.ctx, batch)
+        # The batch only points at the array: keep it referenced until the decode is done.
+        array = (llama_cpp.llama_token * len(tokens))(*tokens)
+        if llama_cpp.llama_decode(self.ctx, llama_cpp.llama_batch_get_one(array, len(tokens))) != 0:
+            raise RuntimeError("llama_decode failed while warming the model up")
         llama_cpp.llama_memory_seq_rm(self.memory, 0, -1, -1)
 
     @property
