@@ -61,10 +61,11 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-async def load_and_measure(models: Path, gpu: float, context: int = 4096) -> dict[str, Any]:
+async def load_and_measure(models: Path, gpu: float, flash_attention: bool = False) -> dict[str, Any]:
     manager = ModelManager(models, guardrails="off")
+    options = LoadOptions(context_length=4096, gpu=gpu, parallel=1, flash_attention=flash_attention)
     try:
-        instance = await manager.load("test/mid", LoadOptions(context_length=context, gpu=gpu, parallel=1))
+        instance = await manager.load("test/mid", options)
         memory = dict(instance.memory)
         memory["on_gpu"] = instance.on_gpu
         return memory
@@ -95,20 +96,21 @@ def test_nvml_total_matches_nvidia_smi() -> None:
     ).stdout.splitlines()[0]
     name, total_mib = (part.strip() for part in out.split(","))
     gpu = nvidia_gpus()[0]
-    record("nvml", {"name": gpu.name, "total_mib": gpu.total // MIB, "smi_total_mib": int(total_mib)})
+    record("nvml", {"name": gpu.name, "total_mib": gpu.total_bytes // MIB, "smi_total_mib": int(total_mib)})
     assert gpu.name == name
-    assert abs(gpu.total // MIB - int(total_mib)) <= 1
-    assert 0 < gpu.free <= gpu.total
+    assert abs(gpu.total_bytes // MIB - int(total_mib)) <= 1
+    assert 0 < gpu.free_bytes <= gpu.total_bytes
 
 
-def test_full_offload_puts_weights_and_kv_on_the_gpu(models: Path) -> None:
-    memory = load_and_measure_sync(models, 1.0)
+@pytest.mark.parametrize("flash_attention", [False, True])
+def test_full_offload_puts_weights_and_kv_on_the_gpu(models: Path, flash_attention: bool) -> None:
+    memory = run(load_and_measure(models, 1.0, flash_attention))
     estimate = memory["estimate"]["breakdown"]
     cuda_model = buffers(memory, "CUDA0", "model")
     cuda_kv = buffers(memory, "CUDA0", "KV")
     cuda_compute = buffers(memory, "CUDA0", "compute")
     record(
-        "full_offload",
+        f"full_offload{'_flash' if flash_attention else ''}",
         {
             "buffers_mib": {k: round(v / MIB, 2) for k, v in memory["buffers"].items()},
             "estimate_mib": {k: round(v / MIB, 2) for k, v in estimate.items()},
@@ -128,7 +130,7 @@ def test_full_offload_puts_weights_and_kv_on_the_gpu(models: Path) -> None:
 
 
 def test_partial_offload_splits_layers(models: Path) -> None:
-    memory = load_and_measure_sync(models, 0.5)
+    memory = run(load_and_measure(models, 0.5))
     estimate = memory["estimate"]["breakdown"]
     cuda_model = buffers(memory, "CUDA0", "model")
     cpu_model = buffers(memory, "CPU", "model")
@@ -143,10 +145,6 @@ def test_partial_offload_splits_layers(models: Path) -> None:
     assert abs(estimate["weights_gpu"] - cuda_model) <= 0.01 * cuda_model + MIB
     assert abs(estimate["kv_gpu"] - buffers(memory, "CUDA0", "KV")) <= 0.01 * estimate["kv_gpu"] + MIB
     assert abs(estimate["kv_cpu"] - buffers(memory, "CPU", "KV")) <= 0.01 * estimate["kv_cpu"] + MIB
-
-
-def load_and_measure_sync(models: Path, gpu: float) -> dict[str, Any]:
-    return run(load_and_measure(models, gpu))
 
 
 async def greedy(manager: ModelManager, prompts: list[str]) -> list[str]:
