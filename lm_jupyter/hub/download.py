@@ -152,7 +152,7 @@ def _fetch(
                     progress.add(-offset)
                     offset, hasher = 0, hashlib.sha256()
                 with part.open("ab" if offset else "wb") as out:
-                    for chunk in response.iter_bytes(CHUNK):
+                    for chunk in response.iter_bytes():  # as it comes: a cut loses nothing
                         if cancel.is_set():
                             raise Cancelled
                         out.write(chunk)
