@@ -28,6 +28,7 @@ from IPython.display import DisplayHandle, display
 from .admin import add_preset_commands, preset_command
 from .client import Client, LmError
 from .discovery import ServerInfo, find_server
+from .download_view import follow, option_short, progress_line
 from .estimate_view import estimate_text
 from .options import gpu_option, load_options
 from .tables import Table, ls_json, ls_table, ps_table
@@ -96,6 +97,12 @@ def _lms_parser() -> _Parser:
     unload.add_argument("identifier", nargs="?", metavar="ID", help="identifier of the loaded instance")
     unload.add_argument("--all", action="store_true", help="unload every loaded model")
 
+    get = commands.add_parser("get", help="download a model from Hugging Face (like `lmj get -y`)")
+    get.add_argument("query", nargs="+", metavar="QUERY", help="search words, owner/repo or a URL")
+    get.add_argument("--quant", metavar="Q", help="quantization, e.g. Q4_K_M (or QUERY@Q)")
+    get.add_argument("--mlx", action="store_true", help="search MLX models instead of GGUF")
+    get.add_argument("--json", action="store_true", help="return the finished download's status")
+
     connect = commands.add_parser("connect", help="use another lm_jupyter server from this kernel")
     connect.add_argument("url", metavar="URL", help="the server's base URL, e.g. http://host:8888/")
     connect.add_argument("--token", default="", metavar="T", help="the server's token")
@@ -138,6 +145,13 @@ class ChatReply:
 
     def __repr__(self) -> str:
         return self.text
+
+
+class _Text(str):
+    """Plain text that a display handle shows as is (a progress line)."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
 
 
 @magics_class
@@ -242,6 +256,50 @@ class LmMagics(Magics):
             print(f"Unloaded {_plural(len(targets), 'model')}.")
         else:
             print(f'Model "{targets[0]}" unloaded.')
+
+    def _lms_get(self, args: argparse.Namespace) -> dict[str, Any] | None:
+        """``lmj get -y``: the exact match or first result, the variant the server recommends
+        (or ``--quant``), with a progress line updated from the download's status route."""
+        query, formats = " ".join(args.query), "mlx" if args.mlx else "gguf"
+        found = self.client.search_hub(query, formats)
+        results = found["results"]
+        if not results:
+            raise MagicError(f"%lms get: no models found for '{query}'.")
+        result = next((r for r in results if r["exact_match"]), results[0])
+        if not result["exact_match"] and len(results) > 1:
+            others = ", ".join(r["repo"] for r in results[1:4])
+            print(f"Found {len(results)} models; taking {result['repo']} (others: {others}).")
+        quant = args.quant or found["quantization"]
+        options = self.client.download_options(result["repo"], quant, formats)
+        if options["format"] == "mlx":
+            raise MagicError(f"%lms get: {result['repo']} is an MLX model; lm_jupyter runs GGUF models.")
+        name = options["selected"] or (None if quant else options["recommended"])
+        if name is None:
+            names = ", ".join(v["quantization"] for v in options["variants"])
+            raise MagicError(f"%lms get: {result['repo']} has no {quant} variant; it has {names}.")
+        option = next(v for v in options["variants"] if v["name"] == name)
+        job = self.client.download(result["repo"], name)
+        status = job
+        if job["status"] != "already_downloaded":
+            print(f"Downloading {option_short(option)}")
+            live = getattr(self.shell, "kernel", None) is not None
+            handle = display(_Text(progress_line(job)), display_id=True) if live else None
+            try:
+                for status in follow(self.client, job, interval=UPDATE_INTERVAL * 2.5):
+                    if handle is not None:
+                        handle.update(_Text(progress_line(status)))
+            except KeyboardInterrupt:
+                print("Interrupted; the download goes on in the server: run the same %lms get to follow it.")
+                return None
+            if handle is None:
+                print(progress_line(status))
+        if status["status"] == "already_downloaded":
+            print(f"You already have this model. Load it with: %lms load {status.get('model_key')}")
+        elif status["status"] == "completed":
+            print(f"Download completed. Load it with: %lms load {status.get('model_key')}")
+        else:
+            raise MagicError(f"%lms get: {(status.get('error') or {}).get('message', status['status'])}")
+        return status if args.json else None
 
     def _lms_preset(self, args: argparse.Namespace) -> Any:
         """Same commands as ``lmj preset``; the listing or preset is the cell's result."""

@@ -1,0 +1,80 @@
+"""``get`` as ``lms get`` shows it, shared by ``lmj get`` and ``%lms get``: search results,
+download options with their fit, and a progress line, from the server's download routes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .client import Client
+from .tables import format_size
+
+FIT_LABELS = {
+    "willNotFit": "[Likely too large for this machine]",
+    "fitWithoutGPU": "[Likely fit]",
+    "partialGPUOffload": "[Partial GPU offload possible]",
+    "fullGPUOffload": "[Full GPU offload possible]",
+}
+DONE = ("completed", "failed", "paused", "already_downloaded")
+BAR_WIDTH = 22
+
+
+def candidate_line(index: int, result: dict[str, Any]) -> str:
+    """``  1. owner/repo  Q4_K_M, Q8_0  0.68 MB - 2.40 MB``, like ``lms get``'s model list."""
+    variants = result["variants"]
+    quants = ", ".join(v["quantization"] for v in variants)
+    sizes = sorted(v["size_bytes"] for v in variants)
+    span = format_size(sizes[0])
+    if sizes[-1] != sizes[0]:
+        span += f" - {format_size(sizes[-1])}"
+    exact = "[Exact Match] " if result.get("exact_match") else ""
+    return f"{index:3}. {exact}{result['repo']}  {quants}  {span}"
+
+
+def option_line(option: dict[str, Any]) -> str:
+    """``Q4_K_M    677.92 KB tiny-chat-Q4_K_M.gguf [Likely fit]  Recommended``."""
+    line = f"{option['quantization']} ".ljust(9) + f"{format_size(option['size_bytes'])} ".rjust(11)
+    line += option["name"]
+    if option.get("projector"):
+        line += f" + {option['projector'].rsplit('/', 1)[-1]}"
+    if option.get("fit") in FIT_LABELS:
+        line += " " + FIT_LABELS[option["fit"]]
+    if option.get("recommended"):
+        line += "  Recommended"
+    if option.get("downloaded"):
+        line += "  (downloaded)"
+    return line
+
+
+def option_short(option: dict[str, Any]) -> str:
+    """``tiny-chat-Q4_K_M.gguf [Q4_K_M] (677.92 KB)``."""
+    return f"{option['name']} [{option['quantization']}] ({format_size(option['download_bytes'])})"
+
+
+def progress_line(status: dict[str, Any]) -> str:
+    """``[█████▌         ] 45.00% | 1.08 MB / 2.40 MB | 87.50 MB/s | ETA 00:01``."""
+    total = int(status.get("total_size_bytes") or 0)
+    done = int(status.get("downloaded_bytes") or 0)
+    ratio = min(1.0, done / total) if total else 0.0
+    full = int(ratio * BAR_WIDTH)
+    partial = "▏▎▍▌▋▊▉█"[int((ratio * BAR_WIDTH - full) * 8)] if full < BAR_WIDTH else ""
+    bar = ("█" * full + partial).ljust(BAR_WIDTH)
+    speed = float(status.get("bytes_per_second") or 0)
+    line = f"[{bar}] {ratio * 100:6.2f}% | {format_size(done)} / {format_size(total)}"
+    if speed > 0:
+        left = round((total - done) / speed)
+        line += f" | {format_size(int(speed))}/s | ETA {left // 60:02d}:{left % 60:02d}"
+    return line
+
+
+def follow(client: Client, job: dict[str, Any], interval: float = 0.25) -> Iterator[dict[str, Any]]:
+    """The job's status now and every ``interval`` seconds until it has ended."""
+    status = job
+    while True:
+        yield status
+        if status["status"] in DONE:
+            return
+        time.sleep(interval)
+        status = client.download_status(status["job_id"])
