@@ -11,8 +11,9 @@ client (2.x) calls, served by Tornado on a free local port (point ``HF_ENDPOINT`
 - Gated repos answer ``resolve`` with 401 or 403 and ``X-Error-Code: GatedRepo``; unknown repos
   404 with ``X-Error-Code: RepoNotFound``, as the Hub does.
 
-``cut_after[path] = [n, ...]``: the next GETs of that file send ``n`` bytes (of a body whose
-``Content-Length`` promises all of them) and drop the connection. ``requests`` records every
+``cut_after[path] = [n, ...]``: the next downloads of that file (GETs with no ``Range`` or an
+open-ended one) send ``n`` bytes of a body whose ``Content-Length`` promises all of them, and
+drop the connection. ``requests`` records every
 request (method, path, Range) so tests can see what the client asked for.
 """
 
@@ -85,7 +86,8 @@ class StandinHub:
 
     # -- running -------------------------------------------------------------------------
 
-    def start(self) -> StandinHub:
+    def start(self, port: int = 0) -> StandinHub:
+        """Serve (again, on ``port`` when given: ``stop`` then ``start(hub.port)`` is a network outage)."""
         ready = threading.Event()
 
         def run() -> None:
@@ -96,7 +98,7 @@ class StandinHub:
             server = httpserver.HTTPServer(app)
             # Every address of localhost (127.0.0.1 and ::1, on one port): the Hub is
             # 127.0.0.1 and the "CDN" is localhost, another host, as on the real Hub.
-            sockets = netutil.bind_sockets(0, "localhost")
+            sockets = netutil.bind_sockets(port, "localhost")
             self.port = sockets[0].getsockname()[1]
             server.add_sockets(sockets)
             self._server = server
@@ -253,7 +255,8 @@ class CdnHandler(_Handler):
         self.set_header("ETag", f'"{sha256}"')
         self.set_header("Accept-Ranges", "bytes")
         self.set_header("Content-Length", str(len(data)))
-        cuts = self.hub.cut_after.get(file.path)
+        # Cuts hit downloads (no Range, or an open one), not header reads (bytes=0-N).
+        cuts = self.hub.cut_after.get(file.path) if not (match and match.group(2)) else None
         if cuts:
             cut = cuts.pop(0)
             self.write(data[:cut])

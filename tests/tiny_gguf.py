@@ -144,3 +144,19 @@ def write_tiny_model(
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def write_tiny_projector(path: Path, *, seed: int = 0) -> Path:
+    """A stand-in vision projector (``mmproj-*.gguf``): a small ``clip`` file that downloads
+    and the memory estimate handle like a real one (nothing here runs it)."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), "clip")
+    writer.add_name("tiny-projector")
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_tensor("mm.0.weight", rng.standard_normal((64, 64)).astype(np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

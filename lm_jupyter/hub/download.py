@@ -171,7 +171,7 @@ def _fetch(
                     503,
                     "hub_unreachable",
                 ) from None
-            time.sleep(min(0.25 * 2**failures, 4.0))
+            time.sleep(min(0.15 * 2**failures, 5.0))
     if offset != size:
         part.unlink(missing_ok=True)
         raise HubError(

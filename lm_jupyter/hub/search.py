@@ -10,7 +10,6 @@ is one line a user can act on.
 from __future__ import annotations
 
 import contextlib
-import errno
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -197,8 +196,4 @@ def hub_headers() -> dict[str, str]:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
-        return "connection refused"
-    return text.splitlines()[0]
+    return (str(exc) or type(exc).__name__).splitlines()[0]

@@ -8,6 +8,7 @@ exactly as ``lmj load --estimate-only`` would once the file is here. Blocking: r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from ..engine.gguf_meta import GGUFError, GGUFMetadata, parse_metadata
@@ -20,8 +21,13 @@ FIRST_READ = 1 << 20
 MAX_HEADER = 256 << 20  # no real header is this large; stop rather than fetch a whole model
 
 
+@functools.lru_cache(maxsize=64)
 def remote_metadata(repo: str, revision: str | None, variant: Variant) -> GGUFMetadata:
-    """The header of the variant's first file, with every shard's tensors counted."""
+    """The header of the variant's first file, with every shard's tensors counted.
+
+    Cached: a revision's files never change, and ``lmj get`` asks for the options and then
+    starts the download, which ranks the variants again. Treat the result as read-only.
+    """
     meta = _header(repo, revision, variant.files[0].path, variant.files[0].size)
     for shard in variant.files[1:]:
         other = _header(repo, revision, shard.path, shard.size)

@@ -92,7 +92,7 @@ class Downloads:
 
     async def search(self, query: str, formats: tuple[str, ...], limit: int) -> dict[str, Any]:
         """``GET /api/v1/models/search``: repos for keywords, or the one repo a query names."""
-        parsed = _parse(query)
+        parsed = _parse(query, param="query")
         if parsed.exact:
             assert parsed.repo is not None
             found = [await self._run(repository, parsed.repo, formats)]
@@ -244,11 +244,11 @@ class Downloads:
         return next((m.facts.key for m in models if m.file == file), None)
 
 
-def _parse(query: str, quantization: str | None = None) -> HubQuery:
+def _parse(query: str, quantization: str | None = None, *, param: str = "model") -> HubQuery:
     try:
         return parse_query(query, quantization)
     except QueryError as exc:
-        raise APIError(str(exc), param="model") from None
+        raise APIError(str(exc), param=param) from None
 
 
 def _selected(parsed: HubQuery, ranking: Ranking) -> Variant | None:
