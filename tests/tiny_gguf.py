@@ -92,14 +92,19 @@ def write_tiny_model(
     n_embd: int = 64,
     n_layer: int = 2,
     file_type: gguf.LlamaFileType = gguf.LlamaFileType.ALL_F32,
+    split_max_tensors: int = 0,
 ) -> Path:
-    """``file_type`` only labels the file (as a quantized download would be); weights stay F32."""
+    """``file_type`` only labels the file (as a quantized download would be); weights stay F32.
+
+    ``split_max_tensors`` splits the model into shards as ``gguf-split`` does
+    (``NAME-00001-of-0000N.gguf``, the metadata in the first).
+    """
     rng = np.random.default_rng(seed)
     tokens, scores, types = vocabulary()
     n_vocab, n_head, n_ff = len(tokens), 4, 4 * n_embd
     arch = "llama"
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(str(path), arch)
+    writer = gguf.GGUFWriter(str(path), arch, split_max_tensors=split_max_tensors)
     writer.add_name(name)
     writer.add_file_type(file_type)
     writer.add_context_length(context_length)

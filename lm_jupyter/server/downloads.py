@@ -10,6 +10,7 @@ is listed, loadable and counted by the guardrail without being told.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from ..hub.variants import Ranking, Variant, rank
 from .download_fit import remote_fit
 
 DOWNLOADS_SETTING = "lm_jupyter_downloads"  # the Downloads service, in the Tornado settings
+log = logging.getLogger("lm_jupyter")
 
 
 def iso(moment: datetime) -> str:
@@ -188,6 +190,7 @@ class Downloads:
                 "total_size_bytes": variant.download_bytes,
                 "model_key": await self._model_key(folder / variant.name),
             }
+        log.info("Downloading %s %s into %s", candidate.repo, variant.quantization, folder)
         job = DownloadJob(
             id=f"job_{secrets.token_hex(5)}",
             repo=candidate.repo,
@@ -218,6 +221,11 @@ class Downloads:
             job.completed_at = datetime.now(UTC)
             if job.status != "completed":
                 _remove_if_empty(job.folder)
+        what = f"{job.repo} {job.variant.quantization} ({job.id})"
+        if job.error is not None:
+            log.warning("Download of %s failed: %s", what, job.error)
+        else:
+            log.info("Download of %s %s: %s", what, job.status, job.model_key or job.folder)
 
     def status(self, job_id: str) -> dict[str, Any]:
         job = self.jobs.get(job_id)

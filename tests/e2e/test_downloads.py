@@ -74,6 +74,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
         folder = src / name
         _variant(folder, f"tiny-{name}-Q8_0.gguf", n_embd, T.MOSTLY_Q8_0, seed=3)
         hub.add_files(f"test-org/tiny-{name}-GGUF", folder)
+    split = src / "split"
+    write_tiny_model(split / "tiny-split-Q8_0.gguf", file_type=T.MOSTLY_Q8_0, split_max_tensors=8, seed=4)
+    hub.add_files("test-org/tiny-split-GGUF", split)
     corrupt = _variant(src / "corrupt", "tiny-corrupt-Q8_0.gguf", 64, T.MOSTLY_Q8_0)
     hub.add(HubRepo("test-org/tiny-corrupt-GGUF", [HubFile(corrupt.name, corrupt.read_bytes(), "ab" * 32)]))
     locked = _variant(src / "locked", "locked-Q8_0.gguf", 64, T.MOSTLY_Q8_0)
@@ -169,6 +172,15 @@ def hub_gets(hub: StandinHub, file: str) -> list[str | None]:
         for method, path, rng in hub.requests
         if method == "GET" and path.endswith("/" + file) and (rng is None or rng.endswith("-"))
     ]
+
+
+def chat_once(api: httpx.Client, model: str) -> None:
+    """Load ``model`` just in time, get a few tokens from it, and unload it."""
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+    reply = api.post("v1/chat/completions", json=body)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["usage"]["completion_tokens"] >= 1
+    api.post("api/v1/models/unload", json={"instance_id": model})
 
 
 def wait_job(api: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
@@ -285,6 +297,17 @@ def test_get_url_brings_the_projector(dl: IsolatedServer) -> None:
         "tiny-vision-Q8_0.gguf",
     ]
     assert "test-org/tiny-vision" in listed(dl)  # one model: the projector is not a model of its own
+
+
+def test_get_split_model(dl: IsolatedServer, api: httpx.Client) -> None:
+    result = lmj(dl, "get", "test-org/tiny-split-GGUF", "-y")
+    assert result.returncode == 0, result.stderr
+    assert "tiny-split-Q8_0-00001-of-00003.gguf [Q8_0]" in result.stderr
+    folder = models_dir(dl) / "test-org" / "tiny-split-GGUF"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [f"tiny-split-Q8_0-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
+    assert "test-org/tiny-split" in listed(dl)  # one model, not three
+    chat_once(api, "test-org/tiny-split")  # llama.cpp loads the shards from the first
 
 
 def test_get_asks_before_downloading(dl: IsolatedServer) -> None:
