@@ -217,6 +217,9 @@ class Downloads:
             job.error, job.status = exc, "failed"
         except OSError as exc:
             job.error, job.status = HubError(f"Could not write the download to {job.folder}: {exc}"), "failed"
+        except Exception as exc:  # a bug: fail the job (pollers must not wait forever) and log it
+            log.exception("Download job %s crashed", job.id)
+            job.error, job.status = HubError(f"The download failed unexpectedly: {exc}"), "failed"
         finally:
             job.completed_at = datetime.now(UTC)
             if job.status != "completed":
