@@ -12,6 +12,7 @@ is continued by the next download of the same file. Blocking: run it in a thread
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -33,6 +34,8 @@ CHUNK = 1 << 20
 RETRIES = 4  # connection failures in a row (no byte received in between) before giving up
 SPEED_WINDOW = 3.0  # seconds of history the speed is measured over
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_LOCKS: dict[Path, threading.Lock] = {}  # per target file, across jobs
+_LOCKS_GUARD = threading.Lock()
 
 
 class Cancelled(Exception):
@@ -90,7 +93,31 @@ def download_variant(
     progress: Progress,
     cancel: threading.Event,
 ) -> list[Path]:
-    """Fetch, verify and place the variant's files; returns the model files' paths."""
+    """Fetch, verify and place the variant's files; returns the model files' paths.
+
+    Two jobs that share a file (two variants of a repo share its projector) take turns: each
+    holds its files' locks, in one global order, from the first byte to the last rename.
+    """
+    targets = sorted(folder / f.name for f in variant.download_files)
+    with contextlib.ExitStack() as held:
+        for target in targets:
+            held.enter_context(_lock_for(target))
+        return _download_variant(repo, revision, variant, folder, progress, cancel)
+
+
+def _lock_for(target: Path) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(target, threading.Lock())
+
+
+def _download_variant(
+    repo: str,
+    revision: str | None,
+    variant: Variant,
+    folder: Path,
+    progress: Progress,
+    cancel: threading.Event,
+) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     need = missing_bytes(variant, folder)
     free = shutil.disk_usage(folder).free
