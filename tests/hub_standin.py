@@ -53,6 +53,7 @@ class HubRepo:
     library_name: str | None = None
     gated: str | bool = False  # "manual" for gated repos
     refuse_status: int = 0  # 401 or 403 on file requests (a gated repo we have no access to)
+    token: str | None = None  # a gated repo we have access to: files need this Bearer token
 
 
 class StandinHub:
@@ -220,8 +221,10 @@ class ResolveHandler(_Handler):
 
     def _resolve(self, repo_id: str, path: str) -> None:
         repo = self.repo(repo_id)
-        if repo.refuse_status:
-            raise self.fail(repo.refuse_status, "GatedRepo", f"Access to model {repo.id} is restricted.")
+        granted = repo.token is None or self.request.headers.get("Authorization") == f"Bearer {repo.token}"
+        if repo.refuse_status or not granted:
+            status = repo.refuse_status or 401
+            raise self.fail(status, "GatedRepo", f"Access to model {repo.id} is restricted.")
         file = next((f for f in repo.files if f.path == path), None)
         if file is None:
             raise self.fail(404, "EntryNotFound", "Entry not found")

@@ -49,17 +49,20 @@ class Progress:
     total: int
     done: int = 0
     samples: deque[tuple[float, int]] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, count: int) -> None:
-        self.done += count
         now = time.monotonic()
-        self.samples.append((now, self.done))
-        while len(self.samples) > 2 and now - self.samples[0][0] > SPEED_WINDOW:
-            self.samples.popleft()
+        with self.lock:
+            self.done += count
+            self.samples.append((now, self.done))
+            while len(self.samples) > 2 and now - self.samples[0][0] > SPEED_WINDOW:
+                self.samples.popleft()
 
     @property
     def bytes_per_second(self) -> float:
-        samples = list(self.samples)
+        with self.lock:
+            samples = list(self.samples)
         if len(samples) < 2:
             return 0.0
         (t0, d0), (t1, d1) = samples[0], samples[-1]

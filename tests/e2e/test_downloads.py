@@ -33,6 +33,7 @@ from tests.e2e.isolated_server import IsolatedServer, isolated_server
 pytestmark = pytest.mark.timeout(180)
 
 T = gguf.LlamaFileType
+TOKEN = "hf_standin_token"
 
 
 def _variant(folder: Path, name: str, n_embd: int, file_type: gguf.LlamaFileType, seed: int = 0) -> Path:
@@ -96,6 +97,15 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
             refuse_status=403,
         )
     )
+    granted = _variant(src / "granted", "granted-Q8_0.gguf", 64, T.MOSTLY_Q8_0)
+    hub.add(
+        HubRepo(
+            "gated-org/granted-GGUF",
+            [HubFile(granted.name, granted.read_bytes())],
+            gated="manual",
+            token=TOKEN,
+        )
+    )
     hub.add(
         HubRepo(
             "mlx-community/tiny-chat-4bit",
@@ -128,7 +138,8 @@ def dl(hub: StandinHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Is
         mp.setenv("HF_ENDPOINT", hub.endpoint)
         mp.setenv("HF_HOME", str(folder / "hf"))
         mp.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        for name in ("HF_TOKEN", "HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN"):
+        mp.setenv("HF_TOKEN", TOKEN)  # the server's Hugging Face token: opens gated-org/granted-GGUF
+        for name in ("HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN"):
             mp.delenv(name, raising=False)
         with isolated_server(
             folder, folder / "models", [f"--LmJupyterApp.max_memory={max_memory}"]
@@ -360,6 +371,12 @@ def test_gated_repo_is_one_clear_line(dl: IsolatedServer, repo: str) -> None:
     assert result.stderr.strip().splitlines()[-1].startswith(f"Error: {repo} is gated: accept its terms")
     assert "Traceback" not in result.stderr
     assert not (models_dir(dl) / "gated-org").exists()
+
+
+def test_gated_repo_with_access_downloads(dl: IsolatedServer) -> None:
+    result = lmj(dl, "get", "gated-org/granted-GGUF", "-y")
+    assert result.returncode == 0, result.stderr
+    assert (models_dir(dl) / "gated-org" / "granted-GGUF" / "granted-Q8_0.gguf").is_file()
 
 
 def test_missing_repo_and_no_results(dl: IsolatedServer) -> None:
