@@ -85,21 +85,9 @@ def cmd_get(args: argparse.Namespace, make_client: Callable[[], Client]) -> int:
     if args.quant and found["quantization"] and args.quant.lower() != found["quantization"].lower():
         _say(f"The query asks for {found['quantization']} but --quant says {args.quant}: give one.")
         return 1
-    pick = next((i for i, r in enumerate(results) if r["exact_match"]), None)
+    pick = _pick_result(results, args.yes)
     if pick is None:
-        if args.yes:
-            if len(results) > 1:
-                _say("Multiple models found. Automatically selecting the first one due to --yes.")
-            pick = 0
-        else:
-            _say("No exact match found. Please choose a model from the list below.")
-            for index, result in enumerate(results, 1):
-                _say(candidate_line(index, result))
-            chosen = _choose(len(results), "Select a model to download")
-            if chosen is None:
-                _say("No model chosen.")
-                return 1
-            pick = chosen - 1
+        return 1
     repo = results[pick]["repo"]
     # A URL keeps its file preference; otherwise the repo the search settled on.
     reference = query.split("@", 1)[0] if results[pick]["exact_match"] and "/" in query else repo
@@ -112,6 +100,25 @@ def cmd_get(args: argparse.Namespace, make_client: Callable[[], Client]) -> int:
         return 1
     job = client.download(repo, option["name"])
     return _finish(client, job, option, args)
+
+
+def _pick_result(results: list[dict[str, Any]], yes: bool) -> int | None:
+    """The exact match; else the first with ``-y``; else the user's choice (None: none made)."""
+    exact = next((i for i, r in enumerate(results) if r["exact_match"]), None)
+    if exact is not None:
+        return exact
+    if yes:
+        if len(results) > 1:
+            _say("Multiple models found. Automatically selecting the first one due to --yes.")
+        return 0
+    _say("No exact match found. Please choose a model from the list below.")
+    for index, result in enumerate(results, 1):
+        _say(candidate_line(index, result))
+    chosen = _choose(len(results), "Select a model to download")
+    if chosen is None:
+        _say("No model chosen.")
+        return None
+    return chosen - 1
 
 
 def _pick_option(

@@ -65,7 +65,9 @@ def progress_line(status: dict[str, Any]) -> str:
     line = f"[{bar}] {ratio * 100:6.2f}% | {format_size(done)} / {format_size(total)}"
     if speed > 0:
         left = round((total - done) / speed)
-        line += f" | {format_size(int(speed))}/s | ETA {left // 60:02d}:{left % 60:02d}"
+        hours, minutes, seconds = left // 3600, left // 60 % 60, left % 60
+        eta = f"{hours:02d}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
+        line += f" | {format_size(int(speed))}/s | ETA {eta}"
     return line
 
 
