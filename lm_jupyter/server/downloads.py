@@ -110,14 +110,17 @@ class Downloads:
 
     async def options(self, model: str, quantization: str | None, formats: tuple[str, ...]) -> dict[str, Any]:
         """``GET /api/v1/models/download/options``: a repo's variants with fit and the pick."""
-        parsed, candidate, ranking = await self._ranked(model, quantization, formats)
-        selected = _selected(parsed, ranking)
+        parsed, candidate = await self._candidate(model, quantization, formats)
+        ranking = await self._rank(candidate)
+        selected = _selected(parsed, candidate.variants)
+        folder = self._folder(candidate.repo)
+        missing = await self._run(lambda: [missing_bytes(v, folder) for v in ranking.variants])
         variants = []
-        for variant in ranking.variants:
+        for variant, left in zip(ranking.variants, missing, strict=True):
             row = variant_json(variant)
             row["fit"] = ranking.fits.get(variant.name)
             row["recommended"] = variant is ranking.recommended
-            row["downloaded"] = missing_bytes(variant, self._folder(candidate.repo)) == 0
+            row["downloaded"] = left == 0
             variants.append(row)
         return {
             "repo": candidate.repo,
@@ -129,9 +132,9 @@ class Downloads:
             "selected": selected.name if selected else None,
         }
 
-    async def _ranked(
+    async def _candidate(
         self, model: str, quantization: str | None, formats: tuple[str, ...]
-    ) -> tuple[HubQuery, Candidate, Ranking]:
+    ) -> tuple[HubQuery, Candidate]:
         parsed = _parse(model, quantization)
         if parsed.repo is None:
             raise APIError(
@@ -146,30 +149,34 @@ class Downloads:
                 status=404,
                 code="no_model_files",
             )
+        return parsed, candidate
+
+    async def _rank(self, candidate: Candidate) -> Ranking:
+        """The variants judged against this machine (header reads: in the pool)."""
         fit = remote_fit(
             self.manager.guard, candidate.repo, candidate.revision, self.manager.default_context_length
         )
         ranking: Ranking = await self._run(rank, candidate.variants, fit)
-        return parsed, candidate, ranking
+        return ranking
 
     # -- downloading ---------------------------------------------------------------------
 
     async def start(self, model: str, quantization: str | None) -> dict[str, Any]:
         """``POST /api/v1/models/download``: a new job, the running one for the same files,
         or ``already_downloaded``."""
-        parsed, candidate, ranking = await self._ranked(model, quantization, FORMATS)
-        variant = _selected(parsed, ranking)
+        parsed, candidate = await self._candidate(model, quantization, FORMATS)
+        variant = _selected(parsed, candidate.variants)
         if variant is None:
             if parsed.quantization or parsed.file:
                 wanted = parsed.quantization or parsed.file
-                names = ", ".join(v.quantization for v in ranking.variants)
+                names = ", ".join(v.quantization for v in candidate.variants)
                 raise APIError(
                     f"{candidate.repo} has no {wanted} variant; it has {names}.",
                     status=404,
                     param="quantization",
                     code="quantization_not_found",
                 )
-            variant = ranking.recommended
+            variant = (await self._rank(candidate)).recommended
         assert variant is not None
         if variant.format != "gguf":
             raise APIError(
@@ -182,7 +189,7 @@ class Downloads:
         for job in self.jobs.values():
             if job.status == "downloading" and job.folder == folder and job.variant == variant:
                 return job.to_json()
-        if missing_bytes(variant, folder) == 0:
+        if await self._run(missing_bytes, variant, folder) == 0:
             return {
                 "status": "already_downloaded",
                 "model": candidate.repo,
@@ -262,9 +269,9 @@ def _parse(query: str, quantization: str | None = None, *, param: str = "model")
         raise APIError(str(exc), param=param) from None
 
 
-def _selected(parsed: HubQuery, ranking: Ranking) -> Variant | None:
+def _selected(parsed: HubQuery, variants: list[Variant]) -> Variant | None:
     """The variant the query names (``@QUANT``, or a file in a URL), if it names one."""
-    for variant in ranking.variants:
+    for variant in variants:
         if parsed.file and variant.name.lower() == parsed.file.lower():
             return variant
         if parsed.quantization and variant.matches(parsed.quantization):
