@@ -138,7 +138,12 @@ def _download_variant(
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 part.unlink(missing_ok=True)  # give the space back; nothing usable was written
-                raise _disk_full(folder, need, shutil.disk_usage(folder).free) from None
+                raise HubError(
+                    f"Not enough disk space in {folder}: the disk filled up while writing {file.name} "
+                    f"(the download needs {_size(need)}). Free some space and run it again.",
+                    507,
+                    "insufficient_disk_space",
+                ) from None
             raise
         ready.append((part, target))
     # Projector before model; for shards the first one, which the registry lists, last.
@@ -197,7 +202,8 @@ def _fetch(
             if failures > RETRIES:
                 raise HubError(
                     f"The download of {file.name} from {repo} broke off at {offset:,} of {size:,} bytes and "
-                    f"could not be resumed ({exc}). Run the download again to continue where it stopped.",
+                    f"could not be resumed ({exc.reason}). Run the download again to continue where it "
+                    "stopped.",
                     503,
                     "hub_unreachable",
                 ) from None
@@ -231,8 +237,12 @@ def _hash_existing(part: Path, hasher: hashlib._Hash) -> int:
 
 def _disk_full(folder: Path, need: int, free: int) -> HubError:
     return HubError(
-        f"Not enough disk space in {folder}: the download needs {need / 1e9:.2f} GB more and "
-        f"{free / 1e9:.2f} GB is free.",
+        f"Not enough disk space in {folder}: the download needs {_size(need)} more and {_size(free)} "
+        "is free.",
         507,
         "insufficient_disk_space",
     )
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e9:.2f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"

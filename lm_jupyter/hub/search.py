@@ -35,10 +35,11 @@ TIMEOUT = httpx2.Timeout(constants.HF_HUB_DOWNLOAD_TIMEOUT * 3, connect=constant
 class HubError(Exception):
     """A Hub failure as one line; ``status``/``code`` are what the server answers with."""
 
-    def __init__(self, message: str, status: int = 502, code: str = "hub_error") -> None:
+    def __init__(self, message: str, status: int = 502, code: str = "hub_error", reason: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.reason = reason or message  # the bare cause, for messages that wrap this one
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,13 @@ def hub_errors(repo: str, file: str | None = None) -> Iterator[None]:
         status = exc.response.status_code if exc.response is not None else 502
         raise HubError(f"The Hugging Face Hub refused the request for {repo} (HTTP {status}).") from None
     except httpx2.TransportError as exc:
+        reason = _reason(exc)
         raise HubError(
-            f"Cannot reach the Hugging Face Hub at {constants.ENDPOINT}: {_reason(exc)}. Check the network "
+            f"Cannot reach the Hugging Face Hub at {constants.ENDPOINT}: {reason}. Check the network "
             "(or HF_ENDPOINT).",
             503,
             "hub_unreachable",
+            reason,
         ) from None
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
+from lm_jupyter.hub.download import Progress, missing_bytes
 from lm_jupyter.hub.query import HubQuery, QueryError, parse_query
 from lm_jupyter.hub.variants import RemoteFile, Variant, gguf_variants, mlx_variant, quantization_of, rank
 
@@ -148,3 +152,24 @@ def test_rank_falls_back_to_the_smallest() -> None:
     unknown = rank(_variants(), lambda variant: None)  # no header could be read: no verdicts
     assert unknown.recommended is not None and unknown.recommended.quantization == "Q4_K_M"
     assert rank([], lambda variant: None).recommended is None
+
+
+def test_missing_bytes_counts_parts_and_placed_files(tmp_path: Path) -> None:
+    variant = Variant("Q8_0", (f("M-Q8_0.gguf", 100),), f("mmproj-M-f16.gguf", 40))
+    assert missing_bytes(variant, tmp_path) == 140
+    (tmp_path / "M-Q8_0.gguf.part").write_bytes(b"x" * 30)
+    assert missing_bytes(variant, tmp_path) == 110
+    (tmp_path / "mmproj-M-f16.gguf").write_bytes(b"x" * 40)
+    assert missing_bytes(variant, tmp_path) == 70
+    (tmp_path / "M-Q8_0.gguf").write_bytes(b"x" * 100)
+    assert missing_bytes(variant, tmp_path) == 0
+
+
+def test_progress_speed_is_measured_over_recent_bytes() -> None:
+    progress = Progress(total=1000)
+    assert progress.bytes_per_second == 0.0
+    progress.add(100)
+    time.sleep(0.05)
+    progress.add(100)
+    assert 100 / 0.5 < progress.bytes_per_second < 100 / 0.04
+    assert progress.done == 200
