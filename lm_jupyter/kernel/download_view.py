@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from .client import Client
+from .client import Client, LmError
 from .tables import format_size
 
 FIT_LABELS = {
@@ -80,3 +81,38 @@ def follow(client: Client, job: dict[str, Any], interval: float = 0.25) -> Itera
             return
         time.sleep(interval)
         status = client.download_status(status["job_id"])
+
+
+@dataclass
+class Choice:
+    """What ``get -y`` downloads, and a note to show about how it was chosen."""
+
+    repo: str
+    option: dict[str, Any]
+    note: str | None = None
+
+
+def choose_automatically(client: Client, query: str, quant: str | None, formats: str) -> Choice:
+    """``lms get -y``: the exact match or the first result, then the variant the query names or,
+    without one, the one the server recommends for its machine. Problems raise ``LmError``."""
+    found = client.search_hub(query, formats)
+    results = found["results"]
+    if not results:
+        raise LmError(f"No models found for '{query}'.")
+    if quant and found["quantization"] and quant.lower() != found["quantization"].lower():
+        raise LmError(f"'{query}' asks for {found['quantization']} but --quant says {quant}: give one.")
+    quant = quant or found["quantization"]
+    result = next((r for r in results if r["exact_match"]), results[0])
+    note = None
+    if not result["exact_match"] and len(results) > 1:
+        others = ", ".join(r["repo"] for r in results[1:4])
+        note = f"Found {len(results)} models; taking {result['repo']} (others: {others})."
+    options = client.download_options(result["repo"], quant, formats)
+    if options["format"] == "mlx":
+        raise LmError(f"{result['repo']} is an MLX model; lm_jupyter runs GGUF models.")
+    name = options["selected"] or (None if quant else options["recommended"])
+    if name is None:
+        names = ", ".join(v["quantization"] for v in options["variants"])
+        raise LmError(f"{result['repo']} has no {quant} variant; it has {names}.")
+    option = next(v for v in options["variants"] if v["name"] == name)
+    return Choice(result["repo"], option, note)

@@ -28,7 +28,7 @@ from IPython.display import DisplayHandle, display
 from .admin import add_preset_commands, preset_command
 from .client import Client, LmError
 from .discovery import ServerInfo, find_server
-from .download_view import follow, option_short, progress_line
+from .download_view import choose_automatically, follow, option_short, progress_line
 from .estimate_view import estimate_text
 from .options import gpu_option, load_options
 from .tables import Table, ls_json, ls_table, ps_table
@@ -258,30 +258,14 @@ class LmMagics(Magics):
             print(f'Model "{targets[0]}" unloaded.')
 
     def _lms_get(self, args: argparse.Namespace) -> dict[str, Any] | None:
-        """``lmj get -y``: the exact match or first result, the variant the server recommends
-        (or ``--quant``), with a progress line updated from the download's status route."""
-        query, formats = " ".join(args.query), "mlx" if args.mlx else "gguf"
-        found = self.client.search_hub(query, formats)
-        results = found["results"]
-        if not results:
-            raise MagicError(f"%lms get: no models found for '{query}'.")
-        result = next((r for r in results if r["exact_match"]), results[0])
-        if not result["exact_match"] and len(results) > 1:
-            others = ", ".join(r["repo"] for r in results[1:4])
-            print(f"Found {len(results)} models; taking {result['repo']} (others: {others}).")
-        quant = args.quant or found["quantization"]
-        options = self.client.download_options(result["repo"], quant, formats)
-        if options["format"] == "mlx":
-            raise MagicError(f"%lms get: {result['repo']} is an MLX model; lm_jupyter runs GGUF models.")
-        name = options["selected"] or (None if quant else options["recommended"])
-        if name is None:
-            names = ", ".join(v["quantization"] for v in options["variants"])
-            raise MagicError(f"%lms get: {result['repo']} has no {quant} variant; it has {names}.")
-        option = next(v for v in options["variants"] if v["name"] == name)
-        job = self.client.download(result["repo"], name)
-        status = job
+        """``lmj get -y`` with a progress line updated from the download's status route."""
+        formats = "mlx" if args.mlx else "gguf"
+        choice = choose_automatically(self.client, " ".join(args.query), args.quant, formats)
+        if choice.note:
+            print(choice.note)
+        status = job = self.client.download(choice.repo, choice.option["name"])
         if job["status"] != "already_downloaded":
-            print(f"Downloading {option_short(option)}")
+            print(f"Downloading {option_short(choice.option)}")
             live = getattr(self.shell, "kernel", None) is not None
             handle = display(_Text(progress_line(job)), display_id=True) if live else None
             try:
@@ -293,12 +277,11 @@ class LmMagics(Magics):
                 return None
             if handle is None:
                 print(progress_line(status))
-        if status["status"] == "already_downloaded":
-            print(f"You already have this model. Load it with: %lms load {status.get('model_key')}")
-        elif status["status"] == "completed":
-            print(f"Download completed. Load it with: %lms load {status.get('model_key')}")
-        else:
+        if status["status"] not in ("completed", "already_downloaded"):
             raise MagicError(f"%lms get: {(status.get('error') or {}).get('message', status['status'])}")
+        had = status["status"] == "already_downloaded"
+        print(f"{'You already have this model.' if had else 'Download completed.'} ", end="")
+        print(f"Load it with: %lms load {status.get('model_key')}")
         return status if args.json else None
 
     def _lms_preset(self, args: argparse.Namespace) -> Any:

@@ -500,5 +500,9 @@ def test_lms_get_in_a_kernel(dl: IsolatedServer) -> None:
             or "is gated" in bad.stderr
         )
         assert "Traceback" not in bad.stderr
+        none = execute(kernel, "%lms get zebra")
+        assert none.stderr.strip() == "Error: No models found for 'zebra'."
+        wrong = execute(kernel, "%lms get test-org/tiny-magic-GGUF@q2_k")
+        assert wrong.stderr.strip() == "Error: test-org/tiny-magic-GGUF has no q2_k variant; it has Q8_0."
     finally:
         _stop_kernel(kernel)
