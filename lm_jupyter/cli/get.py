@@ -15,7 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 from ..kernel.client import Client
-from ..kernel.download_view import candidate_line, follow, option_line, option_short, progress_line
+from ..kernel.download_view import (
+    candidate_line,
+    follow,
+    option_line,
+    option_short,
+    progress_line,
+    wanted_quant,
+)
 
 
 def _say(message: str = "") -> None:
@@ -81,10 +88,7 @@ def cmd_get(args: argparse.Namespace, make_client: Callable[[], Client]) -> int:
     if not results:
         _say("No models found with the specified search criteria.")
         return 1
-    quant = args.quant or found["quantization"]
-    if args.quant and found["quantization"] and args.quant.lower() != found["quantization"].lower():
-        _say(f"The query asks for {found['quantization']} but --quant says {args.quant}: give one.")
-        return 1
+    quant = wanted_quant(query, found, args.quant)
     pick = _pick_result(results, args.yes)
     if pick is None:
         return 1

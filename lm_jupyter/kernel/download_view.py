@@ -83,6 +83,14 @@ def follow(client: Client, job: dict[str, Any], interval: float = 0.25) -> Itera
         status = client.download_status(status["job_id"])
 
 
+def wanted_quant(query: str, found: dict[str, Any], flag: str | None) -> str | None:
+    """The quantization asked for: ``--quant`` or the query's ``@QUANT``, which must agree."""
+    named = found["quantization"]
+    if flag and named and flag.lower() != named.lower():
+        raise LmError(f"'{query}' asks for {named} but --quant says {flag}: give one.")
+    return flag or named
+
+
 @dataclass
 class Choice:
     """What ``get -y`` downloads, and a note to show about how it was chosen."""
@@ -99,9 +107,7 @@ def choose_automatically(client: Client, query: str, quant: str | None, formats:
     results = found["results"]
     if not results:
         raise LmError(f"No models found for '{query}'.")
-    if quant and found["quantization"] and quant.lower() != found["quantization"].lower():
-        raise LmError(f"'{query}' asks for {found['quantization']} but --quant says {quant}: give one.")
-    quant = quant or found["quantization"]
+    quant = wanted_quant(query, found, quant)
     result = next((r for r in results if r["exact_match"]), results[0])
     note = None
     if not result["exact_match"] and len(results) > 1:

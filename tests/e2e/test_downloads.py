@@ -291,6 +291,11 @@ def test_get_at_quant_json_and_already_downloaded(dl: IsolatedServer) -> None:
     assert again.returncode == 0, again.stderr
     assert "You already have this model" in again.stderr
     assert json.loads(again.stdout)["status"] == "already_downloaded"
+    both = lmj(dl, "get", "test-org/tiny-chat-GGUF@q8_0", "--quant", "Q4_K_M", "-y")
+    assert both.returncode == 1
+    assert both.stderr.strip() == (
+        "Error: 'test-org/tiny-chat-GGUF@q8_0' asks for q8_0 but --quant says Q4_K_M: give one."
+    )
     missing = lmj(dl, "get", "test-org/tiny-chat-GGUF@iq2_xxs", "-y")
     assert missing.returncode == 1
     assert "You have specified a quantization that does not exist" in missing.stderr
