@@ -54,6 +54,7 @@ class HubRepo:
     gated: str | bool = False  # "manual" for gated repos
     refuse_status: int = 0  # 401 or 403 on file requests (a gated repo we have no access to)
     token: str | None = None  # a gated repo we have access to: files need this Bearer token
+    throttle: float = 0.0  # seconds between 64 kB pieces of a download (a slow network)
 
 
 class StandinHub:
@@ -78,11 +79,11 @@ class StandinHub:
         files = [HubFile(p.name, p.read_bytes()) for p in sorted(folder.iterdir()) if p.is_file()]
         return self.add(HubRepo(repo_id, files, **options))
 
-    def blob(self, sha256: str) -> HubFile | None:
+    def blob(self, sha256: str) -> tuple[HubRepo, HubFile] | None:
         for repo in self.repos.values():
             for file in repo.files:
                 if hashlib.sha256(file.data).hexdigest() == sha256 or file.sha256 == sha256:
-                    return file
+                    return repo, file
         return None
 
     # -- running -------------------------------------------------------------------------
@@ -240,9 +241,10 @@ class ResolveHandler(_Handler):
 
 class CdnHandler(_Handler):
     async def get(self, sha256: str) -> None:
-        file = self.hub.blob(sha256)
-        if file is None:
+        found = self.hub.blob(sha256)
+        if found is None:
             raise web.HTTPError(404)
+        repo, file = found
         data, start = file.data, 0
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.request.headers.get("Range", ""))
         if match:
@@ -267,4 +269,10 @@ class CdnHandler(_Handler):
             assert self.request.connection is not None
             self.request.connection.close()  # type: ignore[attr-defined]
             return
-        self.write(data)
+        if not repo.throttle or (match and match.group(2)):
+            self.write(data)
+            return
+        for start in range(0, len(data), 1 << 16):
+            self.write(data[start : start + (1 << 16)])
+            await self.flush()
+            await asyncio.sleep(repo.throttle)

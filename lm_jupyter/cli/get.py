@@ -3,7 +3,8 @@
 The server does the work (``server/downloads.py``): it searches, judges each variant's fit
 with the memory estimator, and downloads into its models folder; this command chooses,
 asks, and draws the progress. Messages and the progress bar go to stderr, ``--json`` data to
-stdout; failures exit 1.
+stdout; failures exit 1. Ctrl+C during the download asks whether it goes on in the
+background; if not, the job is paused, and its ``.part`` files let the next ``lmj get`` resume.
 """
 
 from __future__ import annotations
@@ -174,7 +175,12 @@ def _finish(client: Client, job: dict[str, Any], option: dict[str, Any], args: a
             if live:
                 print(f"\r{progress_line(status)}\x1b[K", end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
-        _say("\nThe download goes on in the server; run the same `lmj get` again to follow it.")
+        _say()
+        if _confirm("Continue to download in the background?"):
+            _say("Download will continue in the background; run the same `lmj get` to follow it.")
+        else:
+            client.pause_download(job["job_id"])
+            _say("Download canceled; run the same `lmj get` to resume it.")
         return 130
     if live:
         _say()

@@ -139,6 +139,9 @@ class Client:
     def download_status(self, job_id: str) -> dict[str, Any]:
         return dict(self._request("GET", f"api/v1/models/download/status/{quote(job_id, safe='')}"))
 
+    def pause_download(self, job_id: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"api/v1/models/download/{quote(job_id, safe='')}"))
+
     def chat_stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Stream ``/v1/chat/completions`` chunks; closing the iterator cancels the generation."""
         payload = {**body, "stream": True, "stream_options": {"include_usage": True}}

@@ -272,8 +272,9 @@ class LmMagics(Magics):
                 for status in follow(self.client, job, interval=UPDATE_INTERVAL * 2.5):
                     if handle is not None:
                         handle.update(_Text(progress_line(status)))
-            except KeyboardInterrupt:
-                print("Interrupted; the download goes on in the server: run the same %lms get to follow it.")
+            except KeyboardInterrupt:  # the stop button: pause it (the next %lms get resumes it)
+                self.client.pause_download(job["job_id"])
+                print("Download paused; run the same %lms get to resume it.")
                 return None
             if handle is None:
                 print(progress_line(status))

@@ -4,6 +4,8 @@
   ``{job_id, status: "downloading", total_size_bytes, started_at}`` or
   ``{status: "already_downloaded"}``.
 - ``GET /api/v1/models/download/status/{job_id}``: LM Studio's status fields.
+- ``DELETE /api/v1/models/download/{job_id}``: stop the job (status ``paused``); its ``.part``
+  files stay, so downloading the same variant again resumes where it stopped.
 - ``GET /api/v1/models/search?query=&format=gguf,mlx&limit=``: candidates for ``lmj get``.
 - ``GET /api/v1/models/download/options?model=&quantization=&format=``: one repo's variants,
   each with its fit on this machine, and the one ``lmj get`` downloads by default.
@@ -57,6 +59,12 @@ class DownloadStatusHandler(_HubHandler):
         self.write_json(self.downloads.status(job_id))
 
 
+class DownloadJobHandler(_HubHandler):
+    @web.authenticated
+    async def delete(self, job_id: str) -> None:
+        self.write_json(await self.downloads.pause(job_id))
+
+
 class SearchHandler(_HubHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -83,4 +91,5 @@ ROUTES: list[tuple[str, type[BaseHandler]]] = [
     (r"/api/v1/models/download/status/([^/]+)", DownloadStatusHandler),
     (r"/api/v1/models/download/options", DownloadOptionsHandler),
     (r"/api/v1/models/search", SearchHandler),
+    (r"/api/v1/models/download/(job_[^/]+)", DownloadJobHandler),  # DELETE: pause the job
 ]

@@ -206,7 +206,7 @@ class Downloads:
             progress=Progress(total=variant.download_bytes),
         )
         self.jobs[job.id] = job
-        task = asyncio.create_task(self._download(job, candidate.revision))
+        task = asyncio.create_task(self._download(job, candidate.revision), name=job.id)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job.to_json()
@@ -238,10 +238,22 @@ class Downloads:
             log.info("Download of %s %s: %s", what, job.status, job.model_key or job.folder)
 
     def status(self, job_id: str) -> dict[str, Any]:
+        return self._job(job_id).to_json()
+
+    async def pause(self, job_id: str) -> dict[str, Any]:
+        """Stop a running job; its ``.part`` files stay, so the next download resumes them."""
+        job = self._job(job_id)
+        job.cancel.set()
+        task = next((t for t in self._tasks if t.get_name() == job.id), None)
+        if task is not None:
+            await asyncio.shield(task)
+        return job.to_json()
+
+    def _job(self, job_id: str) -> DownloadJob:
         job = self.jobs.get(job_id)
         if job is None:
             raise APIError(f"No download job '{job_id}'.", status=404, code="job_not_found")
-        return job.to_json()
+        return job
 
     async def shutdown(self) -> None:
         for job in self.jobs.values():

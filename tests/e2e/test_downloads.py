@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -78,6 +79,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
     split = src / "split"
     write_tiny_model(split / "tiny-split-Q8_0.gguf", file_type=T.MOSTLY_Q8_0, split_max_tensors=8, seed=4)
     hub.add_files("test-org/tiny-split-GGUF", split)
+    for name in ("slow", "slowmagic", "slowcli"):
+        slow = _variant(src / name, f"tiny-{name}-Q8_0.gguf", 128, T.MOSTLY_Q8_0, seed=6)
+        hub.add(HubRepo(f"test-org/tiny-{name}-GGUF", [HubFile(slow.name, slow.read_bytes())], throttle=0.05))
     corrupt = _variant(src / "corrupt", "tiny-corrupt-Q8_0.gguf", 64, T.MOSTLY_Q8_0)
     hub.add(HubRepo("test-org/tiny-corrupt-GGUF", [HubFile(corrupt.name, corrupt.read_bytes(), "ab" * 32)]))
     locked = _variant(src / "locked", "locked-Q8_0.gguf", 64, T.MOSTLY_Q8_0)
@@ -361,6 +365,30 @@ def test_resume_after_a_cut_and_after_a_failed_job(dl: IsolatedServer, hub: Stan
     assert "test-org/tiny-resume" in listed(dl)
 
 
+def test_ctrl_c_asks_and_pauses(dl: IsolatedServer, api: httpx.Client) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lm_jupyter.cli.main", "get", "test-org/tiny-slowcli-GGUF", "-y"],
+        env=dl.env,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    while not any(line.startswith("Downloading ") for line in lines):
+        lines.append(proc.stderr.readline())
+        assert lines[-1], lines
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate("n\n", timeout=60)
+    assert proc.returncode == 130
+    assert "Continue to download in the background? [Y/n]" in err
+    assert "Download canceled; run the same `lmj get` to resume it." in err
+    folder = models_dir(dl) / "test-org" / "tiny-slowcli-GGUF"
+    assert [p.name for p in folder.iterdir()] == ["tiny-slowcli-Q8_0.gguf.part"]
+
+
 def test_checksum_mismatch_is_rejected(dl: IsolatedServer) -> None:
     result = lmj(dl, "get", "test-org/tiny-corrupt-GGUF", "-y")
     assert result.returncode == 1
@@ -471,6 +499,29 @@ def test_rest_download_job_and_status(api: httpx.Client, dl: IsolatedServer) -> 
     assert wrong.status_code == 404 and wrong.json()["error"]["code"] == "quantization_not_found"
 
 
+def test_rest_pause_and_resume(api: httpx.Client, dl: IsolatedServer, hub: StandinHub) -> None:
+    file = "tiny-slow-Q8_0.gguf"
+    job = api.post("api/v1/models/download", json={"model": "test-org/tiny-slow-GGUF"}).json()
+    deadline = time.monotonic() + 30
+    while api.get(f"api/v1/models/download/status/{job['job_id']}").json()["downloaded_bytes"] < 200_000:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    paused = api.delete(f"api/v1/models/download/{job['job_id']}").json()
+    assert paused["status"] == "paused" and 0 < paused["downloaded_bytes"] < paused["total_size_bytes"]
+    assert api.get(f"api/v1/models/download/status/{job['job_id']}").json()["status"] == "paused"
+    part = models_dir(dl) / "test-org" / "tiny-slow-GGUF" / (file + ".part")
+    held = part.stat().st_size
+    assert held > 0 and "test-org/tiny-slow" not in listed(dl)
+    hub.requests.clear()
+    again = api.post("api/v1/models/download", json={"model": "test-org/tiny-slow-GGUF"}).json()
+    assert again["job_id"] != job["job_id"]
+    done = wait_job(api, again["job_id"])
+    assert done["status"] == "completed" and hub_gets(hub, file) == [f"bytes={held}-"]
+    assert "test-org/tiny-slow" in listed(dl)
+    unknown = api.delete("api/v1/models/download/job_nothing")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "job_not_found"
+
+
 def test_rest_failed_job_reports_the_error(api: httpx.Client) -> None:
     job = api.post("api/v1/models/download", json={"model": "gated-org/denied-GGUF"}).json()
     done = wait_job(api, job["job_id"])
@@ -505,6 +556,15 @@ def test_lms_get_in_a_kernel(dl: IsolatedServer) -> None:
             or "is gated" in bad.stderr
         )
         assert "Traceback" not in bad.stderr
+        def interrupt(message: dict[str, Any]) -> None:
+            if message["msg_type"] == "display_data":  # the progress line: the download runs
+                time.sleep(0.3)
+                km.interrupt_kernel()
+
+        stopped = execute(kernel, "%lms get test-org/tiny-slowmagic-GGUF", timeout=60, on_message=interrupt)
+        assert "Download paused; run the same %lms get to resume it." in stopped.stdout
+        folder = models_dir(dl) / "test-org" / "tiny-slowmagic-GGUF"
+        assert [p.name for p in folder.iterdir()] == ["tiny-slowmagic-Q8_0.gguf.part"]
         none = execute(kernel, "%lms get zebra")
         assert none.stderr.strip() == "Error: No models found for 'zebra'."
         wrong = execute(kernel, "%lms get test-org/tiny-magic-GGUF@q2_k")
