@@ -91,5 +91,5 @@ ROUTES: list[tuple[str, type[BaseHandler]]] = [
     (r"/api/v1/models/download/status/([^/]+)", DownloadStatusHandler),
     (r"/api/v1/models/download/options", DownloadOptionsHandler),
     (r"/api/v1/models/search", SearchHandler),
-    (r"/api/v1/models/download/(job_[^/]+)", DownloadJobHandler),  # DELETE: pause the job
+    (r"/api/v1/models/download/([^/]+)", DownloadJobHandler),  # DELETE: pause; after the fixed routes
 ]
