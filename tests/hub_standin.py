@@ -11,6 +11,7 @@ client (2.x) calls, served by Tornado on a free local port (point ``HF_ENDPOINT`
 - Gated repos answer ``resolve`` with 401 or 403 and ``X-Error-Code: GatedRepo``; unknown repos
   404 with ``X-Error-Code: RepoNotFound``, as the Hub does.
 
+``fail_with[path] = [503, ...]``: the next downloads of that file answer those statuses.
 ``cut_after[path] = [n, ...]``: the next downloads of that file (GETs with no ``Range`` or an
 open-ended one) send ``n`` bytes of a body whose ``Content-Length`` promises all of them, and
 drop the connection. ``requests`` records every
@@ -61,6 +62,7 @@ class StandinHub:
     def __init__(self) -> None:
         self.repos: dict[str, HubRepo] = {}
         self.cut_after: dict[str, list[int]] = {}
+        self.fail_with: dict[str, list[int]] = {}  # the next downloads of a file answer these statuses
         self.requests: list[tuple[str, str, str | None]] = []
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -72,6 +74,11 @@ class StandinHub:
         return f"http://127.0.0.1:{self.port}"
 
     def add(self, repo: HubRepo) -> HubRepo:
+        """Serve ``repo``. The "CDN" finds files by content, so no two files may be equal."""
+        served = {hashlib.sha256(f.data).hexdigest() for r in self.repos.values() for f in r.files}
+        for file in repo.files:
+            if hashlib.sha256(file.data).hexdigest() in served:
+                raise ValueError(f"{repo.id}/{file.path} has the same bytes as a file already served")
         self.repos[repo.id.lower()] = repo
         return repo
 
@@ -260,8 +267,12 @@ class CdnHandler(_Handler):
         self.set_header("ETag", f'"{sha256}"')
         self.set_header("Accept-Ranges", "bytes")
         self.set_header("Content-Length", str(len(data)))
-        # Cuts hit downloads (no Range, or an open one), not header reads (bytes=0-N).
-        cuts = self.hub.cut_after.get(file.path) if not (match and match.group(2)) else None
+        # Cuts and failures hit downloads (no Range, or an open one), not header reads (bytes=0-N).
+        download = not (match and match.group(2))
+        failures = self.hub.fail_with.get(file.path) if download else None
+        if failures:
+            raise web.HTTPError(failures.pop(0))
+        cuts = self.hub.cut_after.get(file.path) if download else None
         if cuts:
             cut = cuts.pop(0)
             self.write(data[:cut])

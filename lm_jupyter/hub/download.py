@@ -182,6 +182,8 @@ def _fetch(
                 hub_errors(repo, file.path),
                 get_session().stream("GET", url, headers=headers, timeout=TIMEOUT) as response,
             ):
+                if response.is_error:
+                    response.read()  # hf_raise_for_status reads the error body
                 hf_raise_for_status(response)
                 if offset and response.status_code != 206:  # Range ignored: start over
                     progress.add(-offset)

@@ -109,6 +109,13 @@ def hub_errors(repo: str, file: str | None = None) -> Iterator[None]:
         raise HubError(message, 404, "file_not_found") from None
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else 502
+        if status == 429 or status >= 500:  # busy or down for now: downloads retry these
+            raise HubError(
+                f"The Hugging Face Hub is unavailable for {repo} (HTTP {status}); try again later.",
+                503,
+                "hub_unreachable",
+                f"HTTP {status}",
+            ) from None
         raise HubError(f"The Hugging Face Hub refused the request for {repo} (HTTP {status}).") from None
     except httpx2.TransportError as exc:
         reason = _reason(exc)
@@ -179,6 +186,8 @@ def read_range(repo: str, path: str, revision: str | None, start: int, end: int)
     wanted = end - start + 1
     session = get_session()
     with hub_errors(repo, path), session.stream("GET", url, headers=headers, timeout=TIMEOUT) as response:
+        if response.is_error:
+            response.read()  # hf_raise_for_status reads the error body
         hf_raise_for_status(response)
         skip = start if response.status_code == 200 else 0  # the server ignored the Range
         data = bytearray()

@@ -72,36 +72,32 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
     _variant(vision, "tiny-vision-Q8_0.gguf", 64, T.MOSTLY_Q8_0, seed=2)
     write_tiny_projector(vision / "mmproj-tiny-vision-F16.gguf")
     hub.add_files("test-org/tiny-vision-GGUF", vision, downloads=3)
-    for name, n_embd in (("resume", 128), ("rest", 64), ("magic", 64), ("full", 64), ("again", 128)):
+    # Different seeds: the stand-in's CDN finds files by content, so no two may be equal.
+    for seed, (name, n_embd) in enumerate(
+        (("resume", 128), ("rest", 64), ("magic", 64), ("full", 64), ("again", 128))
+    ):
         folder = src / name
-        _variant(folder, f"tiny-{name}-Q8_0.gguf", n_embd, T.MOSTLY_Q8_0, seed=3)
+        _variant(folder, f"tiny-{name}-Q8_0.gguf", n_embd, T.MOSTLY_Q8_0, seed=10 + seed)
         hub.add_files(f"test-org/tiny-{name}-GGUF", folder)
     split = src / "split"
     write_tiny_model(split / "tiny-split-Q8_0.gguf", file_type=T.MOSTLY_Q8_0, split_max_tensors=8, seed=4)
     hub.add_files("test-org/tiny-split-GGUF", split)
-    for name in ("slow", "slowmagic", "slowcli"):
-        slow = _variant(src / name, f"tiny-{name}-Q8_0.gguf", 128, T.MOSTLY_Q8_0, seed=6)
+    for seed, name in enumerate(("slow", "slowmagic", "slowcli")):
+        slow = _variant(src / name, f"tiny-{name}-Q8_0.gguf", 128, T.MOSTLY_Q8_0, seed=20 + seed)
         hub.add(HubRepo(f"test-org/tiny-{name}-GGUF", [HubFile(slow.name, slow.read_bytes())], throttle=0.05))
-    corrupt = _variant(src / "corrupt", "tiny-corrupt-Q8_0.gguf", 64, T.MOSTLY_Q8_0)
+    corrupt = _variant(src / "corrupt", "tiny-corrupt-Q8_0.gguf", 64, T.MOSTLY_Q8_0, seed=30)
     hub.add(HubRepo("test-org/tiny-corrupt-GGUF", [HubFile(corrupt.name, corrupt.read_bytes(), "ab" * 32)]))
-    locked = _variant(src / "locked", "locked-Q8_0.gguf", 64, T.MOSTLY_Q8_0)
-    hub.add(
-        HubRepo(
-            "gated-org/locked-GGUF",
-            [HubFile(locked.name, locked.read_bytes())],
-            gated="manual",
-            refuse_status=401,
+    for seed, (name, status) in enumerate((("locked", 401), ("denied", 403))):
+        gated = _variant(src / name, f"{name}-Q8_0.gguf", 64, T.MOSTLY_Q8_0, seed=31 + seed)
+        hub.add(
+            HubRepo(
+                f"gated-org/{name}-GGUF",
+                [HubFile(gated.name, gated.read_bytes())],
+                gated="manual",
+                refuse_status=status,
+            )
         )
-    )
-    hub.add(
-        HubRepo(
-            "gated-org/denied-GGUF",
-            [HubFile(locked.name, locked.read_bytes())],
-            gated="manual",
-            refuse_status=403,
-        )
-    )
-    granted = _variant(src / "granted", "granted-Q8_0.gguf", 64, T.MOSTLY_Q8_0)
+    granted = _variant(src / "granted", "granted-Q8_0.gguf", 64, T.MOSTLY_Q8_0, seed=33)
     hub.add(
         HubRepo(
             "gated-org/granted-GGUF",
@@ -389,6 +385,16 @@ def test_ctrl_c_asks_and_pauses(dl: IsolatedServer, api: httpx.Client) -> None:
     assert [p.name for p in folder.iterdir()] == ["tiny-slowcli-Q8_0.gguf.part"]
 
 
+def test_busy_hub_is_retried(dl: IsolatedServer, hub: StandinHub) -> None:
+    file = "tiny-again-Q8_0.gguf"
+    hub.requests.clear()
+    hub.fail_with[file] = [503, 429]
+    result = lmj(dl, "get", "test-org/tiny-again-GGUF", "-y")
+    assert result.returncode == 0, result.stderr
+    assert hub_gets(hub, file) == [None, None, None]
+    assert "test-org/tiny-again" in listed(dl)
+
+
 def test_checksum_mismatch_is_rejected(dl: IsolatedServer) -> None:
     result = lmj(dl, "get", "test-org/tiny-corrupt-GGUF", "-y")
     assert result.returncode == 1
@@ -556,6 +562,7 @@ def test_lms_get_in_a_kernel(dl: IsolatedServer) -> None:
             or "is gated" in bad.stderr
         )
         assert "Traceback" not in bad.stderr
+
         def interrupt(message: dict[str, Any]) -> None:
             if message["msg_type"] == "display_data":  # the progress line: the download runs
                 time.sleep(0.3)
