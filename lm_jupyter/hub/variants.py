@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..api.models import quant_bits
 from .store import QUANT_IN_NAME
@@ -20,8 +21,8 @@ SHARD = re.compile(r"(?i)-(\d{5})-of-(\d{5})(?=\.gguf$)")
 _MLX_SKIP = re.compile(r"(?i)(^|/)(\.gitattributes|readme\.md|.*\.(png|jpe?g|gif|md))$")
 
 # What a variant's fit check says, in LM Studio's ``fitEstimation`` words.
-Fit = str  # "fullGPUOffload" | "fitWithoutGPU" | "willNotFit"
-FITS = ("fullGPUOffload", "fitWithoutGPU")
+Fit = Literal["fullGPUOffload", "partialGPUOffload", "fitWithoutGPU", "willNotFit"]
+FITS: tuple[Fit, ...] = ("fullGPUOffload", "partialGPUOffload", "fitWithoutGPU")
 
 
 @dataclass(frozen=True)
