@@ -92,14 +92,19 @@ def write_tiny_model(
     n_embd: int = 64,
     n_layer: int = 2,
     file_type: gguf.LlamaFileType = gguf.LlamaFileType.ALL_F32,
+    split_max_tensors: int = 0,
 ) -> Path:
-    """``file_type`` only labels the file (as a quantized download would be); weights stay F32."""
+    """``file_type`` only labels the file (as a quantized download would be); weights stay F32.
+
+    ``split_max_tensors`` splits the model into shards as ``gguf-split`` does
+    (``NAME-00001-of-0000N.gguf``, the metadata in the first).
+    """
     rng = np.random.default_rng(seed)
     tokens, scores, types = vocabulary()
     n_vocab, n_head, n_ff = len(tokens), 4, 4 * n_embd
     arch = "llama"
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = gguf.GGUFWriter(str(path), arch)
+    writer = gguf.GGUFWriter(str(path), arch, split_max_tensors=split_max_tensors)
     writer.add_name(name)
     writer.add_file_type(file_type)
     writer.add_context_length(context_length)
@@ -139,6 +144,22 @@ def write_tiny_model(
         writer.add_tensor(prefix + "ffn_down.weight", weight(n_embd, n_ff))
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
     writer.add_tensor("output.weight", weight(n_vocab, n_embd, scale=4.0))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def write_tiny_projector(path: Path, *, seed: int = 0) -> Path:
+    """A stand-in vision projector (``mmproj-*.gguf``): a small ``clip`` file that downloads
+    and the memory estimate handle like a real one (nothing here runs it)."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), "clip")
+    writer.add_name("tiny-projector")
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_tensor("mm.0.weight", rng.standard_normal((64, 64)).astype(np.float16))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -342,3 +342,10 @@ class LoadRequest(_Request):
 
 class UnloadRequest(_Request):
     instance_id: str = Field(min_length=1)
+
+
+class DownloadRequest(_Request):
+    """``POST /api/v1/models/download``: ``owner/repo``, a huggingface.co URL, or ``owner/repo@QUANT``."""
+
+    model: str = Field(min_length=1)
+    quantization: str | None = Field(default=None, min_length=1)

@@ -15,6 +15,7 @@ from ..kernel.client import Client, LmError
 from ..kernel.estimate_view import estimate_text
 from ..kernel.options import gpu_option, load_options
 from ..kernel.tables import Table, ls_json, ls_table, ps_table
+from .get import add_get_command
 
 
 def _say(message: str) -> None:
@@ -171,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", help="Repository folder (default: the file name without quantization).")
     p.add_argument("--copy", action="store_true", help="Copy instead of hard-linking.")
     p.set_defaults(func=cmd_import)
+
+    add_get_command(sub, _client)
 
     p = sub.add_parser("ls", help="List the models in the models folder.")
     p.add_argument("--json", action="store_true")

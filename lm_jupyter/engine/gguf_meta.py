@@ -68,8 +68,14 @@ def read_metadata(path: Path) -> GGUFMetadata:
         return _Parser(data).parse()
 
 
+def parse_metadata(data: bytes) -> GGUFMetadata:
+    """The header from the first bytes of a file (a Range request to the Hub); raises
+    ``GGUFError`` ("truncated ...") when the header goes on past ``data``."""
+    return _Parser(data).parse()
+
+
 class _Parser:
-    def __init__(self, data: mmap.mmap) -> None:
+    def __init__(self, data: mmap.mmap | bytes) -> None:
         self.data = data
         self.pos = 0
         self.string_offsets: dict[str, list[int]] = {}

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from ..api.errors import APIError
 from .estimate import Estimate, EstimateOptions, estimate, n_gpu_layers
+from .gguf_meta import GGUFMetadata
 from .hardware import GIB, Memory, OffloadSupport, process_rss, system_memory
 from .registry import LocalModel
 
@@ -122,21 +123,60 @@ class MemoryGuard:
         flash_attention: bool,
         memory: Memory,
     ) -> tuple[Estimate, float]:
-        """The estimate for a load as the worker will really run it, and the GPU fraction used.
+        """The estimate for a load as the worker will really run it, and the GPU fraction used."""
+        return self.estimate_header(
+            model.meta,
+            model.facts.size_bytes,
+            embedding=model.facts.type == "embeddings",
+            projector=projector_bytes(model.file),
+            context_length=context_length,
+            gpu=gpu,
+            flash_attention=flash_attention,
+            memory=memory,
+        )
+
+    def estimate_header(
+        self,
+        meta: GGUFMetadata,
+        file_size: int,
+        *,
+        embedding: bool,
+        projector: int,
+        context_length: int,
+        gpu: float,
+        flash_attention: bool,
+        memory: Memory,
+    ) -> tuple[Estimate, float]:
+        """``estimate`` from a header alone: also for a file still on the Hub (``lmj get``
+        picks the variant that fits before downloading it).
 
         The batch sizes mirror ``LlamaBackend`` (``n_ubatch`` 512, or the whole context for
         embedding models), and the worker runs one sequence with a full-size SWA cache.
         """
         offload = gpu if gpu > 0 and memory.has_gpu and self.offload() else 0.0
-        embedding = model.facts.type == "embeddings"
         options = EstimateOptions(
             context_length=context_length,
-            gpu_layers=n_gpu_layers(offload, model.meta.arch_field("block_count", 0) or 0),
+            gpu_layers=n_gpu_layers(offload, meta.arch_field("block_count", 0) or 0),
             flash_attention=flash_attention,
             n_ubatch=context_length if embedding else min(512, context_length),
-            projector_bytes=projector_bytes(model.file),
+            projector_bytes=projector,
         )
-        return estimate(model.meta, model.facts.size_bytes, options), offload
+        return estimate(meta, file_size, options), offload
+
+    def verdict(
+        self, est: Estimate, offload: float, memory: Memory, *, in_use: int = 0, freed: int = 0
+    ) -> tuple[int, int, int, Literal["ram", "vram"] | None]:
+        """RAM needed, RAM and GPU room, and what falls short (None: it fits)."""
+        ram_room, vram_room = self.room(memory, in_use=in_use, freed=freed)
+        # On unified memory the GPU's share comes out of RAM too.
+        ram_needed = est.total_bytes if memory.unified and offload > 0 else est.ram_bytes
+        shortfall: Literal["ram", "vram"] | None = None
+        if self.mode != "off":
+            if ram_needed > ram_room:
+                shortfall = "ram"
+            elif est.total_vram_bytes > vram_room:
+                shortfall = "vram"
+        return ram_needed, ram_room, vram_room, shortfall
 
     def plan(
         self,
@@ -152,15 +192,9 @@ class MemoryGuard:
         against ``max_memory``); ``freed``: RAM that auto-evict will release first."""
         memory = self.memory()
         est, offload = self.estimate(model, context_length, gpu, flash_attention, memory)
-        ram_room, vram_room = self.room(memory, in_use=in_use, freed=freed)
-        # On unified memory the GPU's share comes out of RAM too.
-        ram_needed = est.total_bytes if memory.unified and offload > 0 else est.ram_bytes
-        shortfall: Literal["ram", "vram"] | None = None
-        if self.mode != "off":
-            if ram_needed > ram_room:
-                shortfall = "ram"
-            elif est.total_vram_bytes > vram_room:
-                shortfall = "vram"
+        ram_needed, ram_room, vram_room, shortfall = self.verdict(
+            est, offload, memory, in_use=in_use, freed=freed
+        )
         return LoadPlan(
             model=model,
             context_length=context_length,

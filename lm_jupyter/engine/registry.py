@@ -18,6 +18,7 @@ from ..api.models import ModelFacts, quant_bits
 from ..chat.reasoning import reasoning_markers
 from ..chat.toolcalls import detect_family
 from ..hub.store import QUANT_IN_NAME
+from ..hub.variants import SHARD
 from .gguf_meta import GGUFError, GGUFMetadata, read_metadata
 
 EMBEDDING_ARCHS = {"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "t5encoder", "modern-bert"}
@@ -41,13 +42,19 @@ class Registry:
         self._cache: dict[Path, tuple[tuple[int, int], GGUFMetadata]] = {}
         self._lock = threading.Lock()
 
-    def _metadata(self, file: Path, stamp: tuple[int, int]) -> GGUFMetadata | None:
+    def _metadata(self, file: Path, stamp: tuple[int, int], more: list[Path]) -> GGUFMetadata | None:
+        """The header, with the tensors of a split model's ``more`` shards counted in."""
         with self._lock:
             cached = self._cache.get(file)
         if cached and cached[0] == stamp:
             return cached[1]
         try:
             meta = read_metadata(file)
+            for shard in more:
+                other = read_metadata(shard)
+                meta.tensor_types.update(other.tensor_types)
+                meta.tensor_bytes.update(other.tensor_bytes)
+                meta.n_params += other.n_params
         except (GGUFError, OSError):
             return None
         with self._lock:
@@ -65,9 +72,12 @@ class Registry:
             for file in sorted(self.root.glob("*/*/*.gguf")):
                 if "mmproj" in file.name.lower():
                     continue
-                stat = file.stat()
-                stamp = (stat.st_size, stat.st_mtime_ns)
-                meta = self._metadata(file, stamp)
+                shards = shard_files(file)
+                if not shards:
+                    continue  # a later shard (it loads with the first), or a set with one missing
+                stats = [shard.stat() for shard in shards]
+                stamp = (sum(st.st_size for st in stats), max(st.st_mtime_ns for st in stats))
+                meta = self._metadata(file, stamp, shards[1:])
                 if meta is not None:
                     found.append((file, meta, stamp))
         siblings: dict[Path, list[str]] = {}
@@ -126,6 +136,19 @@ class Registry:
                 return model
         variants = [model for model in models if model.facts.model_key == wanted]
         return default_variant(variants, fits) if variants else None
+
+
+def shard_files(file: Path) -> list[Path]:
+    """A model's files: ``[file]``, or every shard of a split model named by its first
+    (``M-00001-of-00003.gguf``); empty for a later shard, or when a shard is missing."""
+    match = SHARD.search(file.name)
+    if match is None:
+        return [file]
+    if int(match.group(1)) != 1:
+        return []
+    count = int(match.group(2))
+    shards = [file.with_name(SHARD.sub(f"-{i:05d}-of-{count:05d}", file.name)) for i in range(1, count + 1)]
+    return shards if all(shard.is_file() for shard in shards) else []
 
 
 def default_variant(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -116,6 +116,31 @@ class Client:
 
     def delete_preset(self, name: str) -> dict[str, Any]:
         return dict(self._request("DELETE", f"api/v1/presets/{quote(name, safe='')}"))
+
+    # Hub downloads (server/download_handlers.py): the server searches and downloads.
+
+    def search_hub(self, query: str, formats: str = "gguf", limit: int = 10) -> dict[str, Any]:
+        params = urlencode({"query": query, "format": formats, "limit": limit})
+        return dict(self._request("GET", f"api/v1/models/search?{params}"))
+
+    def download_options(
+        self, model: str, quantization: str | None = None, formats: str = "gguf"
+    ) -> dict[str, Any]:
+        """A repo's variants with their fit on the server's machine and the recommended one."""
+        fields = {"model": model, "format": formats}
+        if quantization:
+            fields["quantization"] = quantization
+        return dict(self._request("GET", f"api/v1/models/download/options?{urlencode(fields)}"))
+
+    def download(self, model: str, quantization: str | None = None) -> dict[str, Any]:
+        body = {"model": model, **({"quantization": quantization} if quantization else {})}
+        return dict(self._request("POST", "api/v1/models/download", body))
+
+    def download_status(self, job_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"api/v1/models/download/status/{quote(job_id, safe='')}"))
+
+    def pause_download(self, job_id: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"api/v1/models/download/{quote(job_id, safe='')}"))
 
     def chat_stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Stream ``/v1/chat/completions`` chunks; closing the iterator cancels the generation."""

@@ -28,6 +28,7 @@ from IPython.display import DisplayHandle, display
 from .admin import add_preset_commands, preset_command
 from .client import Client, LmError
 from .discovery import ServerInfo, find_server
+from .download_view import choose_automatically, follow, option_short, progress_line
 from .estimate_view import estimate_text
 from .options import gpu_option, load_options
 from .tables import Table, ls_json, ls_table, ps_table
@@ -96,6 +97,12 @@ def _lms_parser() -> _Parser:
     unload.add_argument("identifier", nargs="?", metavar="ID", help="identifier of the loaded instance")
     unload.add_argument("--all", action="store_true", help="unload every loaded model")
 
+    get = commands.add_parser("get", help="download a model from Hugging Face (like `lmj get -y`)")
+    get.add_argument("query", nargs="+", metavar="QUERY", help="search words, owner/repo or a URL")
+    get.add_argument("--quant", metavar="Q", help="quantization, e.g. Q4_K_M (or QUERY@Q)")
+    get.add_argument("--mlx", action="store_true", help="search MLX models instead of GGUF")
+    get.add_argument("--json", action="store_true", help="return the finished download's status")
+
     connect = commands.add_parser("connect", help="use another lm_jupyter server from this kernel")
     connect.add_argument("url", metavar="URL", help="the server's base URL, e.g. http://host:8888/")
     connect.add_argument("--token", default="", metavar="T", help="the server's token")
@@ -138,6 +145,13 @@ class ChatReply:
 
     def __repr__(self) -> str:
         return self.text
+
+
+class _Text(str):
+    """Plain text that a display handle shows as is (a progress line)."""
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
 
 
 @magics_class
@@ -242,6 +256,34 @@ class LmMagics(Magics):
             print(f"Unloaded {_plural(len(targets), 'model')}.")
         else:
             print(f'Model "{targets[0]}" unloaded.')
+
+    def _lms_get(self, args: argparse.Namespace) -> dict[str, Any] | None:
+        """``lmj get -y`` with a progress line updated from the download's status route."""
+        formats = "mlx" if args.mlx else "gguf"
+        choice = choose_automatically(self.client, " ".join(args.query), args.quant, formats)
+        if choice.note:
+            print(choice.note)
+        status = job = self.client.download(choice.repo, choice.option["name"])
+        if job["status"] != "already_downloaded":
+            print(f"Downloading {option_short(choice.option)}")
+            live = getattr(self.shell, "kernel", None) is not None
+            handle = display(_Text(progress_line(job)), display_id=True) if live else None
+            try:
+                for status in follow(self.client, job, interval=UPDATE_INTERVAL * 2.5):
+                    if handle is not None:
+                        handle.update(_Text(progress_line(status)))
+            except KeyboardInterrupt:  # the stop button: pause it (the next %lms get resumes it)
+                self.client.pause_download(job["job_id"])
+                print("Download paused; run the same %lms get to resume it.")
+                return None
+            if handle is None:
+                print(progress_line(status))
+        if status["status"] not in ("completed", "already_downloaded"):
+            raise MagicError(f"%lms get: {(status.get('error') or {}).get('message', status['status'])}")
+        had = status["status"] == "already_downloaded"
+        print(f"{'You already have this model.' if had else 'Download completed.'} ", end="")
+        print(f"Load it with: %lms load {status.get('model_key')}")
+        return status if args.json else None
 
     def _lms_preset(self, args: argparse.Namespace) -> Any:
         """Same commands as ``lmj preset``; the listing or preset is the cell's result."""

@@ -18,12 +18,13 @@ from .._version import __version__
 from ..engine.hardware import parse_size
 from ..engine.manager import ModelManager
 from ..hub.store import models_dir_from_env
-from . import admin_handlers, estimate_handlers, handlers, metrics
+from . import admin_handlers, download_handlers, estimate_handlers, handlers, metrics
+from .downloads import DOWNLOADS_SETTING, Downloads
 from .presets import PRESETS_SETTING, PresetStore, presets_dir_from_env
 from .tokens import TOKENS_SETTING, TokenStore, default_tokens_file
 
 # Every route the extension serves (tests enumerate this list to check that each one is authenticated).
-ROUTES = [*handlers.ROUTES, *admin_handlers.ROUTES, *estimate_handlers.ROUTES]
+ROUTES = [*handlers.ROUTES, *admin_handlers.ROUTES, *estimate_handlers.ROUTES, *download_handlers.ROUTES]
 
 
 class LmJupyterApp(ExtensionApp):
@@ -128,6 +129,7 @@ class LmJupyterApp(ExtensionApp):
             {
                 TOKENS_SETTING: TokenStore(Path(self.tokens_file).expanduser()),
                 PRESETS_SETTING: PresetStore(Path(self.presets_dir).expanduser()),
+                DOWNLOADS_SETTING: Downloads(self.manager),
             }
         )
         self.log.info("lm_jupyter %s serving models from %s", __version__, self.models_dir)
@@ -137,4 +139,5 @@ class LmJupyterApp(ExtensionApp):
         self.handlers.extend((pattern, handler, kwargs) for pattern, handler in ROUTES)
 
     async def stop_extension(self) -> None:
+        await self.settings[DOWNLOADS_SETTING].shutdown()
         await self.manager.shutdown()
