@@ -11,6 +11,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ CHAT = "test/tiny-chat"
 # Seed 1 under greedy sampling never produces an end-of-generation token for thousands of
 # tokens, so with a 32k context the generation is certainly still running when we interrupt.
 LONG = "test/tiny-long"
-KINDS = ("stream", "display_data", "update_display_data", "execute_result", "error")
+KINDS = ("stream", "display_data", "update_display_data", "execute_result", "error", "comm_open", "comm_msg")
 
 
 def _free_port() -> int:
@@ -123,6 +125,59 @@ def execute(kernel: Kernel, code: str, timeout: float = 30, on_message: Any = No
                 on_message(msg)
 
 
+@dataclass
+class ViewState:
+    """A widget's state as a frontend would hold it: the comm_open state plus every update."""
+
+    state: dict[str, Any]
+    updates: int
+    markdown: str
+
+
+def widget_states(run: Run) -> dict[str, ViewState]:
+    states: dict[str, ViewState] = {}
+    for msg in run.messages:
+        content = msg["content"]
+        if msg["msg_type"] == "comm_open":
+            states[content["comm_id"]] = ViewState(dict(content["data"]["state"]), 0, "")
+        elif msg["msg_type"] == "comm_msg" and content["data"].get("method") == "update":
+            view = states[content["comm_id"]]
+            view.state.update(content["data"]["state"])
+            view.updates += 1
+    return states
+
+
+def chat_view(run: Run) -> ViewState:
+    """The one ChatView a %%chat cell showed, with the Markdown copy its display ended with."""
+    views = [v for v in widget_states(run).values() if v.state.get("_anywidget_id", "").endswith("ChatView")]
+    assert len(views) == 1, run.messages
+    displays = run.of("display_data") + run.of("update_display_data")
+    assert displays and all("application/vnd.jupyter.widget-view+json" in d["data"] for d in displays)
+    views[0].markdown = displays[-1]["data"]["text/markdown"]
+    return views[0]
+
+
+def _streamed_text(msg: dict[str, Any]) -> bool:
+    """A ChatView update that carries answer text (the model is generating)."""
+    if msg["msg_type"] != "comm_msg":
+        return False
+    blocks = msg["content"]["data"].get("state", {}).get("blocks") or []
+    return any(block["type"] == "text" and block["text"] for block in blocks)
+
+
+def send_custom(kernel: Kernel, comm_id: str, content: dict[str, Any]) -> None:
+    """What a widget's ``model.send(content)`` in the browser puts on the shell channel."""
+    data = {"method": "custom", "content": content}
+    kernel.kc.shell_channel.send(kernel.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data}))
+
+
+def _wait_idle(server: ServerInfo, identifier: str) -> None:
+    deadline = time.monotonic() + 2
+    while _instances(server)[identifier]["status"] != "idle":
+        assert time.monotonic() < deadline, "the server kept generating after the stop"
+        time.sleep(0.05)
+
+
 def value(kernel: Kernel, expression: str) -> Any:
     """Evaluate ``expression`` in the kernel; it must be JSON-serializable."""
     run = execute(kernel, f"import json as _json; print(_json.dumps({expression}))")
@@ -200,6 +255,7 @@ def test_bad_input_prints_one_line(kernel: Kernel) -> None:
         ("%%chat --max-tokens x\nhi", "invalid int value"),
         ("%%chat\nhi", "no model is loaded"),
         ("%%chat does/not-exist\nhi", "not downloaded"),
+        ("%lms history --verbose", "unrecognized arguments"),
     ]:
         run = execute(kernel, code)
         run.assert_no_error()
@@ -221,44 +277,80 @@ def test_chat_streams_and_keeps_history(kernel: Kernel, magics_server: ServerInf
         run = execute(kernel, f"%%chat {CHAT} --max-tokens 8\nHello there")
         run.assert_no_error()
         assert not run.stderr
-        (shown,) = run.of("display_data")
-        display_id = shown["transient"]["display_id"]
-        updates = run.of("update_display_data")
-        assert updates and all(u["transient"]["display_id"] == display_id for u in updates)
-        final = updates[-1]["data"]["text/markdown"]
+        view = chat_view(run)
+        assert view.state["prompt"] == "Hello there" and view.state["model"] == CHAT
+        assert view.state["status"] == "done"
+        assert view.updates >= 2  # streamed: waiting, then text (batched), then done
+        final = view.markdown
         tokens = re.search(r"· (\d+) tokens?\b", final)  # the footer; the model may stop early
         assert tokens and int(tokens.group(1)) <= 8 and CHAT in final, final
-        reply = value(kernel, "_lm.last_reply")
-        assert final.startswith(reply)
-        assert value(kernel, "len(_lm.history)") == 2
+        assert view.state["stats"]["completion_tokens"] == int(tokens.group(1))
+        assert view.state["stats"]["ttft_s"] > 0 and view.state["footer"] in final
+        reply = value(kernel, "_lm.session.last_reply")
+        assert value(kernel, "_chat_result") == reply
+        assert final.startswith("> Hello there\n\n" + reply)
+        assert value(kernel, "len(_lm.session.messages)") == 2
 
-        run = execute(kernel, "%%chat --max-tokens 8 --temperature 0.5\nAnd again")  # the last model
+        run = execute(kernel, "%%chat --max-tokens 8 --temperature 0.5 --out answer\nAnd again")  # last model
         run.assert_no_error()
-        assert run.of("update_display_data")
-        assert value(kernel, "len(_lm.history)") == 4
+        assert chat_view(run).state["status"] == "done"
+        assert value(kernel, "len(_lm.session.messages)") == 4
+        assert value(kernel, "answer") == value(kernel, "_lm.session.last_reply")
         sent = value(kernel, "_sent[-1]")
         assert sent["model"] == CHAT and sent["temperature"] == 0.5 and sent["max_tokens"] == 8
         assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
         assert sent["messages"][1]["content"] == reply
 
-        run = execute(kernel, "%%chat --new --system 'Be brief.' --max-tokens 4\nFresh start")
+        history = execute(kernel, "%lms history")
+        history.assert_no_error()
+        assert history.result["text/markdown"].startswith("**user:** Hello there\n\n**assistant:** ")
+        messages = value(kernel, "get_ipython().run_line_magic('lms', 'history --json')")
+        assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+
+        execute(kernel, "topic = 'owls'").assert_no_error()
+        run = execute(
+            kernel, "%%chat --new --system 'Be brief.' --max-tokens 4 --draft-model test/tiny-chat\n"
+            "Tell me about {topic} and {{braces}} and {\"json\": 1}"
+        )
         run.assert_no_error()
-        assert value(kernel, "len(_lm.history)") == 2
-        assert [m["role"] for m in value(kernel, "_sent[-1]['messages']")] == ["system", "user"]
+        assert value(kernel, "len(_lm.session.messages)") == 2
+        sent = value(kernel, "_sent[-1]")
+        assert [m["role"] for m in sent["messages"]] == ["system", "user"]
+        assert sent["messages"][1]["content"] == 'Tell me about owls and {braces} and {"json": 1}'
+        assert sent["draft_model"] == CHAT  # passed through for speculative decoding
 
         run = execute(kernel, "%chat --new")
         assert run.stdout.strip() == "Started a new conversation."
-        assert value(kernel, "len(_lm.history)") == 0
+        assert value(kernel, "len(_lm.session.messages)") == 0
+        assert execute(kernel, "%lms history").result["text/markdown"] == "*No conversation yet.*"
     finally:
         execute(kernel, "_lm.client.chat_stream = _orig\n%lms unload --all").assert_no_error()
+
+
+def test_chat_input_errors_are_one_line(kernel: Kernel) -> None:
+    execute(kernel, "def f(x: int) -> int:\n    return x\nnot_a_schema = 3").assert_no_error()
+    for code, expected in [
+        (f"%%chat {CHAT}\nHello {{nobody}}", "'nobody' is not defined"),
+        (f"%%chat {CHAT} --tools missing\nhi", "no variable named 'missing'"),
+        (f"%%chat {CHAT} --tools not_a_schema\nhi", "--tools needs a function"),
+        (f"%%chat {CHAT} --json-schema not_a_schema\nhi", "give a dict (JSON schema) or a pydantic"),
+        (f"%%chat {CHAT} --tool-choice required\nhi", "--tool-choice needs --tools"),
+        (f"%%chat {CHAT} --tools f --tool-choice g\nhi", "no such tool"),
+        (f"%%chat {CHAT} --reasoning loud\nhi", "invalid choice"),
+        (f"%%chat {CHAT} --model other\nhi", "give the model once"),
+    ]:
+        run = execute(kernel, code)
+        run.assert_no_error()
+        assert expected in run.stderr, (code, run.stderr)
+        assert run.stderr.count("\n") == 1, (code, run.stderr)
 
 
 def test_interrupt_stops_generation(kernel: Kernel, magics_server: ServerInfo) -> None:
     execute(kernel, f"%lms load {LONG} --context-length 32768").assert_no_error()
     interrupted_at: list[float] = []
 
-    def interrupt_on_first_update(msg: dict[str, Any]) -> None:
-        if msg["msg_type"] == "update_display_data" and not interrupted_at:
+    def interrupt_once_text_streams(msg: dict[str, Any]) -> None:
+        if _streamed_text(msg) and not interrupted_at:
             assert _instances(magics_server)[LONG]["status"] == "generating"
             interrupted_at.append(time.monotonic())
             kernel.km.interrupt_kernel()
@@ -266,24 +358,65 @@ def test_interrupt_stops_generation(kernel: Kernel, magics_server: ServerInfo) -
     run = execute(
         kernel,
         f"%%chat {LONG} --max-tokens -1 --temperature 0\nTell me a very long story.",
-        on_message=interrupt_on_first_update,
+        on_message=interrupt_once_text_streams,
     )
     assert interrupted_at, "the generation ended before it could be interrupted"
     assert time.monotonic() - interrupted_at[0] < 5
     run.assert_no_error()
-    final = run.of("update_display_data")[-1]["data"]["text/markdown"]
-    assert final.rstrip().endswith("*Interrupted.*") and len(final) > len("*Interrupted.*")
-    assert value(kernel, "len(_lm.history)") == 0  # the partial answer is not history
-
-    deadline = time.monotonic() + 2
-    while _instances(magics_server)[LONG]["status"] != "idle":
-        assert time.monotonic() < deadline, "the server kept generating after the interrupt"
-        time.sleep(0.05)
+    view = chat_view(run)
+    assert view.state["status"] == "stopped" and view.state["error"] == "Interrupted."
+    assert "\n\n*Interrupted.*\n\n<sub>test/tiny-long · " in view.markdown and view.state["blocks"][0]["text"]
+    assert value(kernel, "len(_lm.session.messages)") == 0  # the partial answer is not history
+    _wait_idle(magics_server, LONG)
     # the client still works after the interrupted stream
     run = execute(kernel, "%lms ps")
     run.assert_no_error()
     assert "IDLE" in run.result["text/html"]
     execute(kernel, "%lms unload --all").assert_no_error()
+
+
+def test_stop_button_cancels_on_the_server(kernel: Kernel, magics_server: ServerInfo) -> None:
+    """The widget's stop message arrives on the shell channel while the cell is still running."""
+    execute(kernel, f"%lms load {LONG} --context-length 32768").assert_no_error()
+    pressed_at: list[float] = []
+    comm_ids: dict[str, str] = {}
+
+    def press_stop(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "comm_open":
+            comm_ids["view"] = msg["content"]["comm_id"]
+        if _streamed_text(msg) and not pressed_at:
+            assert _instances(magics_server)[LONG]["status"] == "generating"
+            pressed_at.append(time.monotonic())
+            send_custom(kernel, comm_ids["view"], {"type": "stop"})
+
+    run = execute(
+        kernel,
+        f"%%chat {LONG} --max-tokens -1 --temperature 0\nTell me a very long story.",
+        on_message=press_stop,
+    )
+    assert pressed_at, "the generation ended before the stop button could be pressed"
+    assert time.monotonic() - pressed_at[0] < 5
+    run.assert_no_error()
+    view = chat_view(run)
+    assert view.state["status"] == "stopped"
+    _wait_idle(magics_server, LONG)
+    assert value(kernel, "len(_lm.session.messages)") == 0
+    execute(kernel, "%lms unload --all").assert_no_error()
+
+
+def test_chat_in_a_terminal_is_text(magics_server: ServerInfo, tmp_path: Any) -> None:
+    """No kernel (plain IPython): the answer is streamed as text with the footer in brackets."""
+    env = {**os.environ, "LM_JUPYTER_URL": magics_server.url, "LM_JUPYTER_TOKEN": magics_server.token,
+           "IPYTHONDIR": str(tmp_path)}
+    code = f"%load_ext lm_jupyter\nget_ipython().run_cell_magic('chat', '{CHAT} --max-tokens 6', 'Hi')\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "-c", code],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    footer = re.search(rf"\[{re.escape(CHAT)} · (\d+) tokens? ·", done.stdout)
+    assert footer and int(footer.group(1)) <= 6, done.stdout
+    assert "Traceback" not in done.stderr
 
 
 def test_discovery_through_parent_pid(magics_server: ServerInfo) -> None:
