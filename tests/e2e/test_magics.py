@@ -7,7 +7,6 @@ from iopub messages, exactly what a notebook frontend receives.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -15,16 +14,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager, start_new_kernel
 from tiny_gguf import write_tiny_model  # tests/ is on sys.path (conftest.py)
 
 from lm_jupyter.kernel.discovery import ServerInfo, start_headless, stop_headless
+
+from .kernel_harness import (
+    Kernel,
+    chat_view,
+    execute,
+    send_custom,
+    start_kernel,
+    stop_kernel,
+    streamed_text,
+    value,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,7 +39,6 @@ CHAT = "test/tiny-chat"
 # Seed 1 under greedy sampling never produces an end-of-generation token for thousands of
 # tokens, so with a 32k context the generation is certainly still running when we interrupt.
 LONG = "test/tiny-long"
-KINDS = ("stream", "display_data", "update_display_data", "execute_result", "error", "comm_open", "comm_msg")
 
 
 def _free_port() -> int:
@@ -60,142 +66,17 @@ def magics_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerIn
             stop_headless()
 
 
-@dataclass
-class Kernel:
-    km: KernelManager
-    kc: BlockingKernelClient
-
-
-@dataclass
-class Run:
-    """The iopub messages one execution produced."""
-
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [m["content"] for m in self.messages if m["msg_type"] == kind]
-
-    def stream(self, name: str) -> str:
-        return "".join(c["text"] for c in self.of("stream") if c["name"] == name)
-
-    @property
-    def stdout(self) -> str:
-        return self.stream("stdout")
-
-    @property
-    def stderr(self) -> str:
-        return self.stream("stderr")
-
-    @property
-    def result(self) -> dict[str, Any]:
-        results = self.of("execute_result")
-        assert len(results) == 1, self.messages
-        return dict(results[0]["data"])
-
-    def assert_no_error(self) -> None:
-        assert not self.of("error"), self.of("error")
-        assert "Traceback" not in self.stderr, self.stderr
-
-
-def _start_kernel(env: dict[str, str]) -> Kernel:
-    km, kc = start_new_kernel(kernel_name="python3", startup_timeout=60, env=env)
-    return Kernel(km, kc)
-
-
-def _stop_kernel(kernel: Kernel) -> None:
-    kernel.kc.stop_channels()
-    kernel.km.shutdown_kernel(now=True)
-
-
-def execute(kernel: Kernel, code: str, timeout: float = 30, on_message: Any = None) -> Run:
-    """Run ``code`` and collect its output messages until the kernel is idle again."""
-    msg_id = kernel.kc.execute(code)
-    run = Run()
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = kernel.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind = msg["msg_type"]
-        if kind == "status" and msg["content"]["execution_state"] == "idle":
-            return run
-        if kind in KINDS:
-            run.messages.append(msg)
-            if on_message is not None:
-                on_message(msg)
-
-
-@dataclass
-class ViewState:
-    """A widget's state as a frontend would hold it: the comm_open state plus every update."""
-
-    state: dict[str, Any]
-    updates: int
-    markdown: str
-
-
-def widget_states(run: Run) -> dict[str, ViewState]:
-    states: dict[str, ViewState] = {}
-    for msg in run.messages:
-        content = msg["content"]
-        if msg["msg_type"] == "comm_open":
-            states[content["comm_id"]] = ViewState(dict(content["data"]["state"]), 0, "")
-        elif msg["msg_type"] == "comm_msg" and content["data"].get("method") == "update":
-            view = states[content["comm_id"]]
-            view.state.update(content["data"]["state"])
-            view.updates += 1
-    return states
-
-
-def chat_view(run: Run) -> ViewState:
-    """The one ChatView a %%chat cell showed, with the Markdown copy its display ended with."""
-    views = [v for v in widget_states(run).values() if v.state.get("_anywidget_id", "").endswith("ChatView")]
-    assert len(views) == 1, run.messages
-    displays = run.of("display_data") + run.of("update_display_data")
-    assert displays and all("application/vnd.jupyter.widget-view+json" in d["data"] for d in displays)
-    views[0].markdown = displays[-1]["data"]["text/markdown"]
-    return views[0]
-
-
-def _streamed_text(msg: dict[str, Any]) -> bool:
-    """A ChatView update that carries answer text (the model is generating)."""
-    if msg["msg_type"] != "comm_msg":
-        return False
-    blocks = msg["content"]["data"].get("state", {}).get("blocks") or []
-    return any(block["type"] == "text" and block["text"] for block in blocks)
-
-
-def send_custom(kernel: Kernel, comm_id: str, content: dict[str, Any]) -> None:
-    """What a widget's ``model.send(content)`` in the browser puts on the shell channel."""
-    data = {"method": "custom", "content": content}
-    kernel.kc.shell_channel.send(kernel.kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data}))
-
-
-def _wait_idle(server: ServerInfo, identifier: str) -> None:
-    deadline = time.monotonic() + 2
-    while _instances(server)[identifier]["status"] != "idle":
-        assert time.monotonic() < deadline, "the server kept generating after the stop"
-        time.sleep(0.05)
-
-
-def value(kernel: Kernel, expression: str) -> Any:
-    """Evaluate ``expression`` in the kernel; it must be JSON-serializable."""
-    run = execute(kernel, f"import json as _json; print(_json.dumps({expression}))")
-    run.assert_no_error()
-    return json.loads(run.stdout)
-
-
 @pytest.fixture(scope="module")
 def kernel(magics_server: ServerInfo) -> Iterator[Kernel]:
     env = {**os.environ, "LM_JUPYTER_URL": magics_server.url, "LM_JUPYTER_TOKEN": magics_server.token}
-    kernel = _start_kernel(env)
+    kernel = start_kernel(env)
     try:
         run = execute(kernel, "%load_ext lm_jupyter")
         run.assert_no_error()
         execute(kernel, "_lm = get_ipython().magics_manager.registry['LmMagics']").assert_no_error()
         yield kernel
     finally:
-        _stop_kernel(kernel)
+        stop_kernel(kernel)
 
 
 def _instances(server: ServerInfo) -> dict[str, dict[str, Any]]:
@@ -204,6 +85,13 @@ def _instances(server: ServerInfo) -> dict[str, dict[str, Any]]:
     )
     response.raise_for_status()
     return {inst["id"]: inst for model in response.json()["models"] for inst in model["loaded_instances"]}
+
+
+def _wait_idle(server: ServerInfo, identifier: str) -> None:
+    deadline = time.monotonic() + 2
+    while _instances(server)[identifier]["status"] != "idle":
+        assert time.monotonic() < deadline, "the server kept generating after the stop"
+        time.sleep(0.05)
 
 
 def test_lms_commands(kernel: Kernel, magics_server: ServerInfo) -> None:
@@ -350,7 +238,7 @@ def test_interrupt_stops_generation(kernel: Kernel, magics_server: ServerInfo) -
     interrupted_at: list[float] = []
 
     def interrupt_once_text_streams(msg: dict[str, Any]) -> None:
-        if _streamed_text(msg) and not interrupted_at:
+        if streamed_text(msg) and not interrupted_at:
             assert _instances(magics_server)[LONG]["status"] == "generating"
             interrupted_at.append(time.monotonic())
             kernel.km.interrupt_kernel()
@@ -384,7 +272,7 @@ def test_stop_button_cancels_on_the_server(kernel: Kernel, magics_server: Server
     def press_stop(msg: dict[str, Any]) -> None:
         if msg["msg_type"] == "comm_open":
             comm_ids["view"] = msg["content"]["comm_id"]
-        if _streamed_text(msg) and not pressed_at:
+        if streamed_text(msg) and not pressed_at:
             assert _instances(magics_server)[LONG]["status"] == "generating"
             pressed_at.append(time.monotonic())
             send_custom(kernel, comm_ids["view"], {"type": "stop"})
@@ -421,7 +309,7 @@ def test_chat_in_a_terminal_is_text(magics_server: ServerInfo, tmp_path: Any) ->
 
 def test_discovery_through_parent_pid(magics_server: ServerInfo) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LM_JUPYTER_")}
-    kernel = _start_kernel(env)  # its JPY_PARENT_PID is this test process: no Jupyter server
+    kernel = start_kernel(env)  # its JPY_PARENT_PID is this test process: no Jupyter server
     try:
         execute(kernel, "%load_ext lm_jupyter").assert_no_error()
         status = value(kernel, "get_ipython().run_line_magic('lms', 'server status --json')")
@@ -440,4 +328,4 @@ def test_discovery_through_parent_pid(magics_server: ServerInfo) -> None:
         assert "the Jupyter server that started this kernel" in run.stdout
         assert magics_server.url in run.stdout
     finally:
-        _stop_kernel(kernel)
+        stop_kernel(kernel)
