@@ -213,6 +213,10 @@ class LmMagics(Magics):
         try:
             args = _lms_parser().parse_args(_split(line))
             if args.command is None:
+                if _in_kernel(self.shell):  # the model manager widget; help in a terminal
+                    from ..widgets import ModelManager
+
+                    return ModelManager(client=self.client)
                 _lms_parser().print_help()
                 return None
             return getattr(self, f"_lms_{args.command}")(args)

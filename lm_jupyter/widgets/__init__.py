@@ -6,5 +6,6 @@ The front-end code is plain ES modules and CSS shipped in ``_static/``: no Jupyt
 from __future__ import annotations
 
 from ._chat_view import ChatView
+from ._model_manager import ModelManager
 
-__all__ = ["ChatView"]
+__all__ = ["ChatView", "ModelManager"]
