@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.utils.text import DollarFormatter
 
 from .admin import add_preset_commands, preset_command
 from .chat_runner import (
@@ -368,7 +369,7 @@ class LmMagics(Magics):
 
     async def chat_async(self, line: str, cell: str) -> None:
         """A ``%%chat`` cell in a kernel: awaited, so widget messages arrive while it streams."""
-        plan = self._chat_plan(line, cell)
+        plan = self._chat_plan(_expand_line(line, self.shell.user_ns), cell)
         if plan is None:
             return
         try:
@@ -510,6 +511,15 @@ def _lookup(namespace: dict[str, Any], name: str, option: str) -> Any:
     if name not in namespace:
         raise MagicError(f"%%chat {option} {name}: no variable named {name!r} in this notebook.")
     return namespace[name]
+
+
+def _expand_line(line: str, namespace: dict[str, Any]) -> str:
+    """``$var`` and ``{expr}`` in the magic line, as IPython's ``run_cell_magic`` expands them
+    (the async path does not go through it). Like IPython, a line that fails to expand is kept."""
+    try:
+        return DollarFormatter().vformat(line, args=[], kwargs=namespace)
+    except Exception:
+        return line
 
 
 def _in_kernel(shell: Any) -> bool:
