@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 THINK_MODEL = "test/tiny-think"
-REASONING = "First compare the exponents, then the bases."
-ANSWER = "Yes: 1024 is larger than 1000."
+REASONING = "Compare the powers."
+ANSWER = "Yes: 1024 > 1000."
 
 STARTUP = f"""
 from lm_jupyter.kernel.client import Client
