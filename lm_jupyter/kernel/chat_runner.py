@@ -179,11 +179,11 @@ async def run_exchange(
         else:
             state.error = f"Stopped after {request.max_rounds} requests: the model kept calling tools."
     except (KeyboardInterrupt, asyncio.CancelledError):
-        stopped = True
+        stopped, state.error = True, "Interrupted."  # Ctrl+C / the kernel's interrupt
     state.summarize()
     state.status = "stopped" if stopped else ("error" if state.error else "done")
-    if stopped:
-        state.error = "Interrupted."
+    if stopped and not state.error:
+        state.error = "Stopped."  # the widget's stop button
     view.finish(state)
     final = state.replies[-1].text if state.replies else ""
     return Outcome(text=final, turn=turn, stopped=stopped)

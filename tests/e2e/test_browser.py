@@ -13,6 +13,7 @@ block (tests/e2e/forced_output.py), so the reasoning section has real streamed c
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -20,12 +21,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from tiny_gguf import write_tiny_model
 
 from lm_jupyter.kernel.discovery import free_port
+from tests.conftest import write_test_models
 
 from .forced_output import ANSWER, REASONING, THINK_MODEL, write_ipython_dir
 
@@ -41,11 +45,46 @@ pytestmark = [
 ]
 
 
+# Seed 1 under greedy sampling does not stop for thousands of tokens (see test_magics.py).
+ENDLESS = "test/tiny-endless"
+STOP_NOTEBOOK = {
+    "cells": [
+        {"cell_type": "code", "execution_count": None, "id": "load", "metadata": {}, "outputs": [],
+         "source": "%load_ext lm_jupyter"},
+        {"cell_type": "code", "execution_count": None, "id": "chat", "metadata": {}, "outputs": [],
+         "source": f"%%chat {ENDLESS} --max-tokens -1 --temperature 0\nTell me a very long story."},
+    ],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}  # fmt: skip
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+
+    def page(self, notebook: str) -> str:
+        # ?reset: a fresh workspace, so only this notebook is open (not the last test's too)
+        return f"{self.url}lab/tree/{notebook}?reset&token={self.token}"
+
+    def status(self, identifier: str) -> str | None:
+        headers = {"Authorization": f"token {self.token}"}
+        models = httpx.get(self.url + "api/v1/models", headers=headers).json()["models"]
+        found = [i["status"] for m in models for i in m["loaded_instances"] if i["id"] == identifier]
+        return found[0] if found else None
+
+
 @pytest.fixture(scope="module")
-def lab(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """JupyterLab serving a copy of notebooks/ and the test models; yields its URL with the token."""
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """JupyterLab serving a copy of notebooks/ and tiny test models."""
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(REPO / "notebooks", root / "notebooks")
+    (root / "notebooks" / "stop.ipynb").write_text(json.dumps(STOP_NOTEBOOK))
+    models_dir = write_test_models(root / "models")
+    endless = models_dir / "test" / "tiny-endless-GGUF" / "tiny-endless-F32.gguf"
+    write_tiny_model(endless, context_length=32768, seed=1)
     token, port = secrets.token_hex(16), free_port("127.0.0.1", 0)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LM_JUPYTER_", "JPY_"))}
     env.update(
@@ -74,7 +113,7 @@ def lab(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 pass
             assert time.monotonic() < deadline, (root / "lab.log").read_text()
             time.sleep(0.5)
-        yield f"{url}lab/tree/quickstart.ipynb?token={token}"
+        yield Lab(url, token)
     finally:
         process.terminate()
         try:
@@ -92,7 +131,7 @@ def _accept_kernel_dialog(page: object) -> None:
         page.click(".jp-Dialog .jp-mod-accept", timeout=10_000)  # type: ignore[attr-defined]
 
 
-def test_quickstart_in_jupyterlab(lab: str) -> None:
+def test_quickstart_in_jupyterlab(lab: Lab) -> None:
     # One test, with the browser opened and closed inside it: Playwright's synchronous API
     # drives its own event loop, which must not outlive the test (pytest-jupyter checks loops).
     from playwright.sync_api import sync_playwright
@@ -106,18 +145,42 @@ def test_quickstart_in_jupyterlab(lab: str) -> None:
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(lab)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-            _accept_kernel_dialog(page)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-            page.click("div.lm-MenuBar-itemLabel:text-is('Run')")
-            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
-            _accept_kernel_dialog(page)
+            run_all(page, lab.page("quickstart.ipynb"))
             check_chat_view(page)
             check_model_manager(page)
-        finally:
             page.screenshot(path=str(ARTIFACTS / "quickstart-page.png"), full_page=True)
+            check_stop_button(page, lab)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "last-page.png"), full_page=True)
             browser.close()
+
+
+def run_all(page: object, url: str) -> None:
+    page.goto(url)  # type: ignore[attr-defined]
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)  # type: ignore[attr-defined]
+    _accept_kernel_dialog(page)
+    page.wait_for_selector(  # type: ignore[attr-defined]
+        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000
+    )
+    page.click("div.lm-MenuBar-itemLabel:text-is('Run')")  # type: ignore[attr-defined]
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")  # type: ignore[attr-defined]
+    _accept_kernel_dialog(page)
+
+
+def check_stop_button(page: object, lab: Lab) -> None:
+    """Stop, clicked while the cell still runs, reaches the kernel and cancels on the server."""
+    run_all(page, lab.page("stop.ipynb"))
+    view = page.locator(".lmj-chat").first  # type: ignore[attr-defined]
+    view.locator(".lmj-answer").first.wait_for(timeout=60_000)  # text is streaming
+    assert lab.status(ENDLESS) == "generating"
+    view.locator(".lmj-chat-stop").click()
+    page.locator(".lmj-chat[data-status='stopped']").wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while lab.status(ENDLESS) != "idle":
+        assert time.monotonic() < deadline, "the server kept generating after Stop"
+        time.sleep(0.1)
+    assert view.locator(".lmj-chat-error").inner_text() == "Stopped."
+    view.screenshot(path=str(ARTIFACTS / "chat-view-stopped.png"))
 
 
 def check_chat_view(page: object) -> None:

@@ -286,7 +286,7 @@ def test_stop_button_cancels_on_the_server(kernel: Kernel, magics_server: Server
     assert time.monotonic() - pressed_at[0] < 5
     run.assert_no_error()
     view = chat_view(run)
-    assert view.state["status"] == "stopped"
+    assert view.state["status"] == "stopped" and view.state["error"] == "Stopped."
     _wait_idle(magics_server, LONG)
     assert value(kernel, "len(_lm.session.messages)") == 0
     execute(kernel, "%lms unload --all").assert_no_error()
