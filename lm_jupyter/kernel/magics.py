@@ -177,6 +177,7 @@ class LmMagics(Magics):
         self._client: Client | None = None
         self.started_server = False  # True when discovery had to start a headless server
         self.session = ChatSession()
+        self._manager: Any = None  # the ModelManager widget, created by the first bare %lms
 
     @property
     def last_model(self) -> str | None:
@@ -215,9 +216,7 @@ class LmMagics(Magics):
             args = _lms_parser().parse_args(_split(line))
             if args.command is None:
                 if _in_kernel(self.shell):  # the model manager widget; help in a terminal
-                    from ..widgets import ModelManager
-
-                    return ModelManager(client=self.client)
+                    return self._model_manager()
                 _lms_parser().print_help()
                 return None
             return getattr(self, f"_lms_{args.command}")(args)
@@ -226,6 +225,17 @@ class LmMagics(Magics):
         except (MagicError, LmError) as exc:
             self._report(exc)
             return None
+
+    def _model_manager(self) -> Any:
+        """One ModelManager per kernel (and server): showing it again adds a view, not a poller."""
+        from ..widgets import ModelManager
+
+        client = self.client
+        if self._manager is None or self._manager.client is not client:
+            if self._manager is not None:
+                self._manager.close()
+            self._manager = ModelManager(client=client)
+        return self._manager
 
     def _lms_ls(self, args: argparse.Namespace) -> Table | list[dict[str, Any]]:
         models = self.client.models()

@@ -31,6 +31,7 @@ from .kernel_harness import (
     stop_kernel,
     streamed_text,
     value,
+    widget_states,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -133,6 +134,17 @@ def test_lms_commands(kernel: Kernel, magics_server: ServerInfo) -> None:
     assert _instances(magics_server) == {}
 
 
+def test_bare_lms_shows_one_model_manager(kernel: Kernel) -> None:
+    first, second = execute(kernel, "%lms"), execute(kernel, "%lms")
+    first.assert_no_error()
+    view = "application/vnd.jupyter.widget-view+json"
+    assert first.result[view]["model_id"] == second.result[view]["model_id"]  # one poller per kernel
+    states = widget_states(first).values()
+    (manager,) = [v for v in states if v.state.get("_anywidget_id", "").endswith("ModelManager")]
+    keys = sorted(row["key"] for row in manager.state["models"])
+    assert keys == [CHAT, LONG]
+
+
 def test_bad_input_prints_one_line(kernel: Kernel) -> None:
     for code, expected in [
         ("%lms load does/not-exist", "not downloaded"),
@@ -197,8 +209,9 @@ def test_chat_streams_and_keeps_history(kernel: Kernel, magics_server: ServerInf
 
         execute(kernel, "topic = 'owls'").assert_no_error()
         run = execute(
-            kernel, "%%chat --new --system 'Be brief.' --max-tokens 4 --draft-model test/tiny-chat\n"
-            "Tell me about {topic} and {{braces}} and {\"json\": 1}"
+            kernel,
+            "%%chat --new --system 'Be brief.' --max-tokens 4 --draft-model test/tiny-chat\n"
+            'Tell me about {topic} and {{braces}} and {"json": 1}',
         )
         run.assert_no_error()
         assert value(kernel, "len(_lm.session.messages)") == 2
@@ -294,12 +307,19 @@ def test_stop_button_cancels_on_the_server(kernel: Kernel, magics_server: Server
 
 def test_chat_in_a_terminal_is_text(magics_server: ServerInfo, tmp_path: Any) -> None:
     """No kernel (plain IPython): the answer is streamed as text with the footer in brackets."""
-    env = {**os.environ, "LM_JUPYTER_URL": magics_server.url, "LM_JUPYTER_TOKEN": magics_server.token,
-           "IPYTHONDIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "LM_JUPYTER_URL": magics_server.url,
+        "LM_JUPYTER_TOKEN": magics_server.token,
+        "IPYTHONDIR": str(tmp_path),
+    }
     code = f"%load_ext lm_jupyter\nget_ipython().run_cell_magic('chat', '{CHAT} --max-tokens 6', 'Hi')\n"
     done = subprocess.run(
         [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "-c", code],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     footer = re.search(rf"\[{re.escape(CHAT)} · (\d+) tokens? ·", done.stdout)

@@ -22,7 +22,12 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
 def run_notebook(
-    name: str, server: ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str
+    name: str,
+    server: ServerInfo,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    cell_timeout: int = 180,
+    **env: str,
 ) -> list[Any]:
     """Execute ``notebooks/NAME`` and return each code cell's outputs."""
     monkeypatch.setenv("LM_JUPYTER_URL", server.url)
@@ -33,7 +38,7 @@ def run_notebook(
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
     NotebookClient(
-        notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        notebook, timeout=cell_timeout, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
     cells = [cell.outputs for cell in notebook.cells if cell.cell_type == "code"]
     errors = [out for outputs in cells for out in outputs if out.output_type == "error"]
@@ -116,3 +121,15 @@ def test_model_management(server: ServerInfo, monkeypatch: pytest.MonkeyPatch, t
     assert "demo" in text(cells[8])
     assert "('demo', 'idle', 2048, 600000)" in text(cells[9])
     assert text(cells[10]).strip() == 'Model "demo" unloaded.'
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_tools_and_reasoning_with_qwen(
+    server: ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The notebook as shipped: Qwen2.5-Coder-1.5B calls the Python function and fills the schema."""
+    cells = run_notebook("tools-and-reasoning.ipynb", server, monkeypatch, tmp_path, cell_timeout=600)
+    assert "(21.5, 'celsius')" in text(cells[4])
+    assert "70.7" in chat_views(cells)[0]  # the tool's result, shown on the card
+    assert "Review(sentiment='positive'" in text(cells[7])
