@@ -282,10 +282,14 @@ def test_stop_button_cancels_on_the_server(kernel: Kernel, magics_server: Server
     pressed_at: list[float] = []
     comm_ids: dict[str, str] = {}
 
+    streamed: list[bool] = []
+
     def press_stop(msg: dict[str, Any]) -> None:
-        if msg["msg_type"] == "comm_open":
+        if msg["msg_type"] == "comm_open":  # the ChatView opens last (after its Layout)
             comm_ids["view"] = msg["content"]["comm_id"]
-        if streamed_text(msg) and not pressed_at:
+        if streamed_text(msg):
+            streamed.append(True)
+        if len(streamed) == 10 and not pressed_at:  # let it stream for a while (~0.5 s)
             assert _instances(magics_server)[LONG]["status"] == "generating"
             pressed_at.append(time.monotonic())
             send_custom(kernel, comm_ids["view"], {"type": "stop"})
@@ -300,6 +304,11 @@ def test_stop_button_cancels_on_the_server(kernel: Kernel, magics_server: Server
     run.assert_no_error()
     view = chat_view(run)
     assert view.state["status"] == "stopped" and view.state["error"] == "Stopped."
+    # updates are batched: at most 20 a second, however fast the tokens come
+    stamps = [m["header"]["date"] for m in run.messages if streamed_text(m)]
+    seconds = (stamps[-1] - stamps[0]).total_seconds()
+    assert len(stamps) >= 2 and (len(stamps) - 1) / max(seconds, 1e-3) <= 20 * 1.2, (len(stamps), seconds)
+    assert view.state["stats"]["completion_tokens"] > 2 * len(stamps)  # several tokens per update
     _wait_idle(magics_server, LONG)
     assert value(kernel, "len(_lm.session.messages)") == 0
     execute(kernel, "%lms unload --all").assert_no_error()
