@@ -231,9 +231,9 @@ class LmMagics(Magics):
         from ..widgets import ModelManager
 
         client = self.client
-        if self._manager is None or self._manager.client is not client:
+        if self._manager is None or self._manager.client is not client or self._manager.comm is None:
             if self._manager is not None:
-                self._manager.close()
+                self._manager.close()  # closing twice is harmless
             self._manager = ModelManager(client=client)
         return self._manager
 

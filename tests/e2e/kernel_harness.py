@@ -90,12 +90,17 @@ class ViewState:
 
 
 def widget_states(run: Run) -> dict[str, ViewState]:
+    """The widgets this run opened. (Updates of widgets opened earlier, such as a refreshing
+    ModelManager's, may land in any cell: ipykernel routes background-thread output to the
+    latest one.)"""
     states: dict[str, ViewState] = {}
     for msg in run.messages:
         content = msg["content"]
         if msg["msg_type"] == "comm_open":
             states[content["comm_id"]] = ViewState(dict(content["data"]["state"]), 0, "")
         elif msg["msg_type"] == "comm_msg" and content["data"].get("method") == "update":
+            if content["comm_id"] not in states:
+                continue
             view = states[content["comm_id"]]
             view.state.update(content["data"]["state"])
             view.updates += 1

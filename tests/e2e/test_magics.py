@@ -143,6 +143,10 @@ def test_bare_lms_shows_one_model_manager(kernel: Kernel) -> None:
     (manager,) = [v for v in states if v.state.get("_anywidget_id", "").endswith("ModelManager")]
     keys = sorted(row["key"] for row in manager.state["models"])
     assert keys == [CHAT, LONG]
+    execute(kernel, "_lm._manager.close()").assert_no_error()  # stop its refresh thread
+    third = execute(kernel, "%lms")  # a closed manager is replaced
+    assert third.result[view]["model_id"] != first.result[view]["model_id"]
+    execute(kernel, "_lm._manager.close()").assert_no_error()
 
 
 def test_bad_input_prints_one_line(kernel: Kernel) -> None:
