@@ -73,6 +73,7 @@ class ExchangeView(Protocol):
 
     def render(self, state: Exchange) -> None: ...
     def stop_requested(self) -> bool: ...
+    def request_stop(self) -> None: ...
     def decision(self, call: ToolCall) -> bool | None: ...
     def finish(self, state: Exchange) -> None: ...
 
@@ -258,12 +259,13 @@ async def _run_tools(
     return False
 
 
-def run_sync(make: Callable[[], Coroutine[Any, Any, Outcome]]) -> Outcome:
+def run_sync(make: Callable[[], Coroutine[Any, Any, Outcome]], stop: Callable[[], None]) -> Outcome:
     """Drive the coroutine from synchronous code (a terminal, or ``run_cell_magic`` from code).
 
-    Without a running event loop on this thread it runs here; inside a running loop (a
-    synchronous call in a kernel) it runs on a helper thread, and Ctrl+C still stops it
-    because the stop flag is checked between chunks.
+    Without a running event loop on this thread it runs here, and Ctrl+C lands inside it.
+    Inside a running loop (a synchronous call in a kernel) it runs on a helper thread; Ctrl+C
+    then interrupts the wait here, so ``stop()`` asks the exchange to stop like the Stop button,
+    and the helper's outcome (stopped, history untouched) is returned.
     """
     try:
         asyncio.get_running_loop()
@@ -271,16 +273,22 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, Outcome]]) -> Outcome:
         return asyncio.run(make())
     result: list[Outcome] = []
     errors: list[BaseException] = []
+    finished = threading.Event()  # not Thread.join: an interrupted join marks the thread stopped
 
     def target() -> None:
         try:
             result.append(asyncio.run(make()))
         except BaseException as exc:
             errors.append(exc)
+        finally:
+            finished.set()
 
-    thread = threading.Thread(target=target, name="lm_jupyter-chat", daemon=True)
-    thread.start()
-    thread.join()
+    threading.Thread(target=target, name="lm_jupyter-chat", daemon=True).start()
+    try:
+        finished.wait()
+    except KeyboardInterrupt:
+        stop()
+        finished.wait()
     if errors:
         raise errors[0]
     return result[0]
@@ -294,6 +302,7 @@ class TextView:
         self.out = out or sys.stdout
         self.printed: dict[int, int] = {}  # block index -> characters already written
         self.tools_printed: set[str] = set()
+        self.stopping = False
         self.current: str | None = None
 
     def _write(self, text: str) -> None:
@@ -328,7 +337,10 @@ class TextView:
                     self._write(f"\n[tool {block['name']}: not run]\n")
 
     def stop_requested(self) -> bool:
-        return False
+        return self.stopping
+
+    def request_stop(self) -> None:
+        self.stopping = True
 
     def decision(self, call: ToolCall) -> bool | None:
         if self.current == "reasoning":
@@ -370,6 +382,9 @@ class WidgetView:
 
     def stop_requested(self) -> bool:
         return self.widget.stop_requested.is_set()
+
+    def request_stop(self) -> None:
+        self.widget.stop_requested.set()
 
     def decision(self, call: ToolCall) -> bool | None:
         return self.widget.decision(call.id)

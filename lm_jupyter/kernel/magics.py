@@ -370,7 +370,8 @@ class LmMagics(Magics):
         if plan is None:
             return None
         try:
-            outcome = run_sync(lambda: run_exchange(self.client, self.session, plan.request, plan.view))
+            client, request, view = self.client, plan.request, plan.view
+            outcome = run_sync(lambda: run_exchange(client, self.session, request, view), view.request_stop)
         except (MagicError, LmError) as exc:
             self._report(exc)
             return None

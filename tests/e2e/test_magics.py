@@ -318,6 +318,31 @@ def test_stop_button_cancels_on_the_server(kernel: Kernel, magics_server: Server
     execute(kernel, "%lms unload --all").assert_no_error()
 
 
+def test_chat_called_from_code_in_a_kernel(kernel: Kernel, magics_server: ServerInfo) -> None:
+    """``run_cell_magic`` from code is synchronous: it runs on a helper thread, and an
+    interrupt still stops the generation on the server."""
+    run = execute(kernel, f"get_ipython().run_cell_magic('chat', '{CHAT} --new --max-tokens 4', 'Hi')")
+    run.assert_no_error()
+    assert chat_view(run).state["status"] == "done"
+    assert value(kernel, "len(_lm.session.messages)") == 2
+
+    execute(kernel, f"%lms load {LONG} --context-length 32768").assert_no_error()
+    interrupted: list[bool] = []
+
+    def interrupt(msg: dict[str, Any]) -> None:
+        if streamed_text(msg) and not interrupted:
+            interrupted.append(True)
+            kernel.km.interrupt_kernel()
+
+    code = f"get_ipython().run_cell_magic('chat', '{LONG} --new --max-tokens -1 --temperature 0', 'Story')"
+    run = execute(kernel, code, on_message=interrupt)
+    run.assert_no_error()
+    assert interrupted and chat_view(run).state["status"] == "stopped"
+    _wait_idle(magics_server, LONG)
+    assert value(kernel, "len(_lm.session.messages)") == 0
+    execute(kernel, "%lms unload --all").assert_no_error()
+
+
 def test_chat_in_a_terminal_is_text(magics_server: ServerInfo, tmp_path: Any) -> None:
     """No kernel (plain IPython): the answer is streamed as text with the footer in brackets."""
     env = {
