@@ -181,7 +181,6 @@ def test_qwen_calls_a_python_function(kernel: Kernel) -> None:
         timeout=QWEN_TIMEOUT - 20,
     )
     run.assert_no_error()
-    print(chat_view(run).markdown)
     assert value(kernel, "added") == [[48213, 91877]]
     view = chat_view(run)
     (tool,) = [b for b in view.state["blocks"] if b["type"] == "tool"]
