@@ -8,9 +8,10 @@ The magics are clients of the server's public HTTP routes (DESIGN §1), through 
 Every user-facing failure (a server error, a bad argument, no server) prints one line to
 stderr and returns None: no tracebacks for things the user can fix.
 
-``%%chat`` streams on the main thread into a display handle, updated at most ~10 times a
-second (reference/jupyter.md §4.3), so Ctrl+C (interrupt) closes the HTTP stream and the
-server stops generating.
+``%%chat`` is run by ``kernel/chat_runner.py``: in a kernel as an *async* cell (a cleanup
+input transformer turns the cell into ``await ...``) so that the ChatView's stop and tool
+buttons are processed while it streams; in a terminal as text. The conversation lives in a
+``ChatSession`` (``kernel/chat_session.py``), shown by ``%lms history``.
 """
 
 from __future__ import annotations
@@ -18,22 +19,32 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
-from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.display import DisplayHandle, display
+from IPython.utils.text import DollarFormatter
 
 from .admin import add_preset_commands, preset_command
+from .chat_runner import (
+    DEFAULT_MAX_ROUNDS,
+    ChatRequest,
+    Outcome,
+    TextView,
+    WidgetView,
+    run_exchange,
+    run_sync,
+)
+from .chat_session import ChatInputError, ChatSession, interpolate, parse_structured, response_format
 from .client import Client, LmError
 from .discovery import ServerInfo, find_server
 from .download_view import choose_automatically, follow, option_short, progress_line
 from .estimate_view import estimate_text
 from .options import gpu_option, load_options
+from .pytools import ToolError, tools_from
 from .tables import Table, ls_json, ls_table, ps_table
 
-UPDATE_INTERVAL = 0.1  # seconds between display updates while streaming (~10/s)
+RESULT_VAR = "_chat_result"  # every finished %%chat stores its reply (or parsed object) here
 
 SOURCES = {
     "parent": "the Jupyter server that started this kernel (JPY_PARENT_PID)",
@@ -113,16 +124,33 @@ def _lms_parser() -> _Parser:
     status.add_argument("--json", action="store_true", help="return the status as a dict")
 
     add_preset_commands(commands.add_parser("preset", help="list, show, save and delete presets"))
+
+    history = commands.add_parser("history", help="the %%chat conversation so far")
+    history.add_argument("--json", action="store_true", help="return the messages as Python data")
     return parser
 
 
 def _chat_parser() -> _Parser:
-    parser = _Parser(prog="%%chat", description="Chat with a loaded model; the cell is your message.")
+    parser = _Parser(prog="%%chat", description="Chat with a model; the cell is your message ({var} is "
+                     "replaced by the variable's value, {{ and }} are literal braces).")
     parser.add_argument("model", nargs="?", metavar="MODEL", help="model key or instance identifier")
+    parser.add_argument("--model", dest="model_option", metavar="MODEL", help="the same as MODEL")
     parser.add_argument("--new", action="store_true", help="start a new conversation")
     parser.add_argument("--system", metavar="TEXT", help="system prompt (kept until --new)")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="most tokens to generate (-1: no limit)")
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    parser.add_argument("--json-schema", metavar="VAR", help="answer as JSON for this schema (a dict or a "
+                        f"pydantic model class); the parsed value goes to {RESULT_VAR} and --out")
+    parser.add_argument("--tools", metavar="VAR", help="a function or list of functions the model may call")
+    parser.add_argument("--auto-run", action="store_true", help="run tool calls without asking")
+    parser.add_argument("--tool-choice", metavar="auto|required|none|NAME",
+                        help="for the first request: whether (or which) tool the model must call")
+    parser.add_argument("--max-rounds", type=int, default=DEFAULT_MAX_ROUNDS, metavar="N",
+                        help=f"most requests in one tool loop (default {DEFAULT_MAX_ROUNDS})")
+    parser.add_argument("--draft-model", metavar="MODEL", help="speculative decoding with this draft model")
+    parser.add_argument("--reasoning", choices=("show", "hide", "collapse"), default="collapse",
+                        help="how to show the model's reasoning (default: collapse)")
+    parser.add_argument("--out", metavar="VAR", help=f"also store the reply in VAR (always in {RESULT_VAR})")
     return parser
 
 
@@ -162,10 +190,17 @@ class LmMagics(Magics):
         super().__init__(shell=shell)
         self._client: Client | None = None
         self.started_server = False  # True when discovery had to start a headless server
-        self.history: list[dict[str, str]] = []
-        self.system: str | None = None
-        self.last_model: str | None = None
-        self.last_reply: str | None = None
+        self.session = ChatSession()
+        self._manager: Any = None  # the ModelManager widget, created by the first bare %lms
+
+    @property
+    def last_model(self) -> str | None:
+        """The model ``%%chat`` uses when the cell names none (the last one loaded or used)."""
+        return self.session.model
+
+    @last_model.setter
+    def last_model(self, value: str | None) -> None:
+        self.session.model = value
 
     # -- the client ----------------------------------------------------------------------
 
@@ -190,10 +225,12 @@ class LmMagics(Magics):
 
     @line_magic
     def lms(self, line: str) -> Any:
-        """Manage models: ``%lms ls|load|ps|unload|preset|connect|server status`` (``%lms --help``)."""
+        """Manage models: ``%lms ls|load|ps|unload|preset|history|connect|server status`` (see --help)."""
         try:
             args = _lms_parser().parse_args(_split(line))
             if args.command is None:
+                if _in_kernel(self.shell):  # the model manager widget; help in a terminal
+                    return self._model_manager()
                 _lms_parser().print_help()
                 return None
             return getattr(self, f"_lms_{args.command}")(args)
@@ -202,6 +239,17 @@ class LmMagics(Magics):
         except (MagicError, LmError) as exc:
             self._report(exc)
             return None
+
+    def _model_manager(self) -> Any:
+        """One ModelManager per kernel (and server): showing it again adds a view, not a poller."""
+        from ..widgets import ModelManager
+
+        client = self.client
+        if self._manager is None or self._manager.client is not client or self._manager.comm is None:
+            if self._manager is not None:
+                self._manager.close()  # closing twice is harmless
+            self._manager = ModelManager(client=client)
+        return self._manager
 
     def _lms_ls(self, args: argparse.Namespace) -> Table | list[dict[str, Any]]:
         models = self.client.models()
@@ -292,6 +340,12 @@ class LmMagics(Magics):
             print(outcome.message)
         return outcome.data
 
+    def _lms_history(self, args: argparse.Namespace) -> Any:
+        if args.json:
+            system = [{"role": "system", "content": self.session.system}] if self.session.system else []
+            return [*system, *self.session.messages]
+        return ChatReply(self.session.transcript())
+
     def _lms_connect(self, args: argparse.Namespace) -> None:
         url = args.url if args.url.endswith("/") else args.url + "/"
         if not url.startswith(("http://", "https://")):
@@ -350,26 +404,112 @@ class LmMagics(Magics):
     def chat(self, line: str, cell: str | None = None) -> None:
         """``%%chat [MODEL] [options]`` sends the cell to a model and streams the answer; the
         conversation continues until ``--new``. ``%chat --new`` (line form) only starts a new
-        conversation; ``%chat MODEL`` / ``%chat --system TEXT`` only set those for later cells."""
+        conversation; ``%chat MODEL`` / ``%chat --system TEXT`` only set those for later cells.
+
+        In a kernel, ``%%chat`` cells run through :meth:`chat_async` (see the module docstring);
+        this synchronous form serves terminals and calls from code."""
+        plan = self._chat_plan(line, cell)
+        if plan is None:
+            return None
+        try:
+            client, request, view = self.client, plan.request, plan.view
+            outcome = run_sync(lambda: run_exchange(client, self.session, request, view), view.request_stop)
+        except (MagicError, LmError) as exc:
+            self._report(exc)
+            return None
+        self._chat_done(plan, outcome)
+        return None
+
+    async def chat_async(self, line: str, cell: str) -> None:
+        """A ``%%chat`` cell in a kernel: awaited, so widget messages arrive while it streams."""
+        plan = self._chat_plan(_expand_line(line, self.shell.user_ns), cell)
+        if plan is None:
+            return
+        try:
+            outcome = await run_exchange(self.client, self.session, plan.request, plan.view)
+        except (MagicError, LmError) as exc:
+            self._report(exc)
+            return
+        self._chat_done(plan, outcome)
+
+    def _chat_plan(self, line: str, cell: str | None) -> _ChatPlan | None:
+        """Parse, apply settings and build the request; None when there is nothing to send."""
         try:
             args = _chat_parser().parse_args(_split(line))
+            if args.model and args.model_option and args.model != args.model_option:
+                raise MagicError("%%chat: give the model once (MODEL or --model).")
+            args.model = args.model or args.model_option
             if args.new:
-                self.history, self.system = [], None
+                self.session.reset()
             if args.system is not None:
-                self.system = args.system
+                self.session.system = args.system
             text = (cell or "").strip("\n")
             if cell is None or not text.strip():
                 self._chat_settings(args, cell is None)
                 return None
-            model = self._chat_model(args.model)
-            self._chat(model, text, args)
+            namespace = self.shell.user_ns if self.shell is not None else {}
+            request, schema_class = self._chat_request(args, interpolate(text, namespace), namespace)
+            request.model = self._chat_model(args.model)
+            if _in_kernel(self.shell):
+                view: WidgetView | TextView = WidgetView(request.prompt, request.model, args.reasoning)
+            else:
+                view = TextView(args.reasoning)
+            return _ChatPlan(request, view, args.out, request.options.get("response_format"), schema_class)
         except _HelpShown:
-            pass
-        except (MagicError, LmError) as exc:
+            return None
+        except (MagicError, LmError, ChatInputError, ToolError) as exc:
             self._report(exc)
+            return None
         except KeyboardInterrupt:  # before the stream began (finding the model, the server)
             print("Interrupted.", file=sys.stderr)
-        return None
+            return None
+
+    def _chat_request(
+        self, args: argparse.Namespace, text: str, namespace: dict[str, Any]
+    ) -> tuple[ChatRequest, Any]:
+        """The request, and the pydantic class of ``--json-schema`` (None for a dict schema)."""
+        schema_class = None
+        options: dict[str, Any] = {
+            "max_tokens": args.max_tokens,
+            "temperature": args.temperature,
+            "draft_model": args.draft_model,
+        }
+        if args.json_schema:
+            fmt, schema_class = response_format(_lookup(namespace, args.json_schema, "--json-schema"),
+                                                     args.json_schema)
+            options["response_format"] = fmt
+        request = ChatRequest(model="", prompt=text, options=options, max_rounds=max(1, args.max_rounds),
+                              auto_run=args.auto_run)
+        if args.tools:
+            request.tools, request.functions = tools_from(_lookup(namespace, args.tools, "--tools"))
+        if args.tool_choice is not None:
+            if not args.tools:
+                raise MagicError("%%chat: --tool-choice needs --tools.")
+            choice = args.tool_choice
+            if choice not in ("auto", "required", "none"):
+                if choice not in request.functions:
+                    raise MagicError(f"%%chat: --tool-choice {choice}: no such tool in --tools {args.tools}.")
+                choice = {"type": "function", "function": {"name": choice}}
+            request.tool_choice = choice
+        return request, schema_class
+
+    def _chat_done(self, plan: _ChatPlan, outcome: Outcome) -> None:
+        self.last_model = plan.request.model
+        if outcome.stopped:
+            return  # an interrupted exchange does not join the history
+        self.session.commit(outcome.turn, outcome.text)
+        result: Any = outcome.text
+        if plan.response_format is not None:
+            try:
+                result = parse_structured(outcome.text, plan.schema_class)
+            except ChatInputError as exc:
+                self._report(exc)
+                return
+        self.session.last_result = result
+        if self.shell is not None:
+            self.shell.user_ns[RESULT_VAR] = result
+            if plan.out:
+                self.shell.user_ns[plan.out] = result
 
     def _chat_settings(self, args: argparse.Namespace, line_form: bool) -> None:
         """A ``%chat`` line, or a ``%%chat`` cell with no message: change settings only."""
@@ -410,124 +550,58 @@ class LmMagics(Magics):
             f"%%chat: {len(loaded)} models are loaded ({', '.join(loaded)}); name one: `%%chat MODEL`."
         )
 
-    def _chat(self, model: str, text: str, args: argparse.Namespace) -> None:
-        system = [{"role": "system", "content": self.system}] if self.system else []
-        user = {"role": "user", "content": text}
-        body: dict[str, Any] = {"model": model, "messages": [*system, *self.history, user]}
-        if args.max_tokens is not None:
-            body["max_tokens"] = args.max_tokens
-        if args.temperature is not None:
-            body["temperature"] = args.temperature
-        live = getattr(self.shell, "kernel", None) is not None  # a kernel: display handles work
-        stream = _Stream(self.client.chat_stream(body), live=live)
-        try:
-            stream.run()
-        except KeyboardInterrupt:
-            stream.close()  # closes the HTTP stream: the server cancels the generation
-            stream.finish("*Interrupted.*")
-            self.last_model = model
-            return
-        except LmError:
-            stream.close()
-            if stream.started:
-                stream.finish("*Stopped by an error.*")
-            raise
-        finally:
-            stream.close()
-        stream.finish(stream.footer(model))
-        self.history += [user, {"role": "assistant", "content": stream.text}]
-        self.last_reply = stream.text
-        self.last_model = model
+
+@dataclass
+class _ChatPlan:
+    request: ChatRequest
+    view: WidgetView | TextView
+    out: str | None
+    response_format: dict[str, Any] | None
+    schema_class: Any
 
 
-class _Stream:
-    """One streamed answer, shown live.
+def _lookup(namespace: dict[str, Any], name: str, option: str) -> Any:
+    if name not in namespace:
+        raise MagicError(f"%%chat {option} {name}: no variable named {name!r} in this notebook.")
+    return namespace[name]
 
-    In a kernel: a display handle, created at the first chunk and updated at most every
-    ``UPDATE_INTERVAL`` seconds, then once more with the whole answer and a footer. In a
-    plain terminal shell (no display updates): the text is written to stdout as it comes.
+
+def _expand_line(line: str, namespace: dict[str, Any]) -> str:
+    """``$var`` and ``{expr}`` in the magic line, as IPython's ``run_cell_magic`` expands them
+    (the async path does not go through it). Like IPython, a line that fails to expand is kept."""
+    try:
+        return DollarFormatter().vformat(line, args=[], kwargs=namespace)
+    except Exception:
+        return line
+
+
+def _in_kernel(shell: Any) -> bool:
+    """A Jupyter kernel (widgets and display updates reach a frontend), not a terminal."""
+    return getattr(shell, "kernel", None) is not None
+
+
+def _async_chat_cells(lines: list[str]) -> list[str]:
+    """Input transformer: a ``%%chat`` cell becomes ``await <magics>.chat_async(line, cell)``.
+
+    ipykernel dispatches comm messages while an async cell awaits (and not while a synchronous
+    one runs), so this is what lets the ChatView's buttons reach the kernel mid-stream.
     """
-
-    def __init__(self, chunks: Iterator[dict[str, Any]], *, live: bool = True) -> None:
-        self.chunks = chunks
-        self.live = live
-        self.parts: list[str] = []
-        self.handle: DisplayHandle | None = None
-        self.usage: dict[str, Any] | None = None
-        self.finish_reason: str | None = None
-        self.requested = time.perf_counter()
-        self.first_token: float | None = None
-        self.ended: float | None = None
-        self.started = False  # the first chunk arrived and is shown
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    def run(self) -> None:
-        shown = 0  # how many parts the output shows
-        last_update = time.perf_counter()
-        for chunk in self.chunks:
-            if chunk.get("usage"):
-                self.usage = chunk["usage"]
-            for choice in chunk.get("choices") or []:
-                content = (choice.get("delta") or {}).get("content")
-                if content:
-                    if self.first_token is None:
-                        self.first_token = time.perf_counter()
-                    self.parts.append(content)
-                if choice.get("finish_reason"):
-                    self.finish_reason = choice["finish_reason"]
-            if not self.live:
-                if len(self.parts) > shown:
-                    sys.stdout.write("".join(self.parts[shown:]))
-                    self.started = True
-                    sys.stdout.flush()
-                    shown = len(self.parts)
-                continue
-            now = time.perf_counter()
-            if not self.started:
-                self.handle = display(ChatReply(self.text or "…"), display_id=True)
-                self.started, shown, last_update = True, len(self.parts), now
-            elif len(self.parts) > shown and now - last_update >= UPDATE_INTERVAL:
-                assert self.handle is not None
-                self.handle.update(ChatReply(self.text))
-                shown, last_update = len(self.parts), now
-        self.ended = time.perf_counter()
-
-    def finish(self, footer: str) -> None:
-        """Show the whole text (interrupted or not) with a footer line under it."""
-        if not self.live:
-            plain = footer.removeprefix("<sub>").removesuffix("</sub>").strip("*")
-            print(f"\n\n[{plain}]" if self.parts else f"[{plain}]")
-            return
-        text = self.text
-        reply = ChatReply(f"{text}\n\n{footer}" if text else footer)
-        if self.handle is None:
-            self.handle = display(reply, display_id=True)
-        else:
-            self.handle.update(reply)
-        self.started = True
-
-    def footer(self, model: str) -> str:
-        ended = self.ended or time.perf_counter()
-        tokens = int(self.usage["completion_tokens"]) if self.usage else len(self.parts)
-        items = [model, _plural(tokens, "token")]
-        if self.first_token is not None:
-            generating = ended - self.first_token
-            if generating > 0 and tokens > 1:
-                items.append(f"{tokens / generating:,.1f} tok/s")
-            items.append(f"{self.first_token - self.requested:.2f}s to first token")
-        if self.finish_reason == "length":
-            items.append("stopped at the token limit")
-        return "<sub>" + " · ".join(items) + "</sub>"
-
-    def close(self) -> None:
-        close = getattr(self.chunks, "close", None)
-        if close is not None:
-            close()
+    if not lines or not lines[0].startswith("%%chat"):
+        return lines
+    first, rest = lines[0], "".join(lines[1:])
+    line = first[len("%%chat"):].strip()
+    if first[len("%%chat"):][:1] not in ("", " ", "\t", "\n"):
+        return lines  # %%chatty: some other magic
+    return [
+        "await get_ipython().magics_manager.registry['LmMagics']"
+        f".chat_async({line!r}, {rest!r})\n"
+    ]
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext lm_jupyter``: register ``%lms`` and ``%%chat``."""
     ipython.register_magics(LmMagics)
+    if _in_kernel(ipython) and getattr(ipython, "autoawait", False):
+        cleanup = ipython.input_transformers_cleanup
+        if _async_chat_cells not in cleanup:
+            cleanup.append(_async_chat_cells)

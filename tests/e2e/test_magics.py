@@ -7,22 +7,32 @@ from iopub messages, exactly what a notebook frontend receives.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager, start_new_kernel
 from tiny_gguf import write_tiny_model  # tests/ is on sys.path (conftest.py)
 
 from lm_jupyter.kernel.discovery import ServerInfo, start_headless, stop_headless
+
+from .kernel_harness import (
+    Kernel,
+    chat_view,
+    execute,
+    send_custom,
+    start_kernel,
+    stop_kernel,
+    streamed_text,
+    value,
+    widget_states,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,7 +40,6 @@ CHAT = "test/tiny-chat"
 # Seed 1 under greedy sampling never produces an end-of-generation token for thousands of
 # tokens, so with a 32k context the generation is certainly still running when we interrupt.
 LONG = "test/tiny-long"
-KINDS = ("stream", "display_data", "update_display_data", "execute_result", "error")
 
 
 def _free_port() -> int:
@@ -58,89 +67,17 @@ def magics_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerIn
             stop_headless()
 
 
-@dataclass
-class Kernel:
-    km: KernelManager
-    kc: BlockingKernelClient
-
-
-@dataclass
-class Run:
-    """The iopub messages one execution produced."""
-
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [m["content"] for m in self.messages if m["msg_type"] == kind]
-
-    def stream(self, name: str) -> str:
-        return "".join(c["text"] for c in self.of("stream") if c["name"] == name)
-
-    @property
-    def stdout(self) -> str:
-        return self.stream("stdout")
-
-    @property
-    def stderr(self) -> str:
-        return self.stream("stderr")
-
-    @property
-    def result(self) -> dict[str, Any]:
-        results = self.of("execute_result")
-        assert len(results) == 1, self.messages
-        return dict(results[0]["data"])
-
-    def assert_no_error(self) -> None:
-        assert not self.of("error"), self.of("error")
-        assert "Traceback" not in self.stderr, self.stderr
-
-
-def _start_kernel(env: dict[str, str]) -> Kernel:
-    km, kc = start_new_kernel(kernel_name="python3", startup_timeout=60, env=env)
-    return Kernel(km, kc)
-
-
-def _stop_kernel(kernel: Kernel) -> None:
-    kernel.kc.stop_channels()
-    kernel.km.shutdown_kernel(now=True)
-
-
-def execute(kernel: Kernel, code: str, timeout: float = 30, on_message: Any = None) -> Run:
-    """Run ``code`` and collect its output messages until the kernel is idle again."""
-    msg_id = kernel.kc.execute(code)
-    run = Run()
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = kernel.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind = msg["msg_type"]
-        if kind == "status" and msg["content"]["execution_state"] == "idle":
-            return run
-        if kind in KINDS:
-            run.messages.append(msg)
-            if on_message is not None:
-                on_message(msg)
-
-
-def value(kernel: Kernel, expression: str) -> Any:
-    """Evaluate ``expression`` in the kernel; it must be JSON-serializable."""
-    run = execute(kernel, f"import json as _json; print(_json.dumps({expression}))")
-    run.assert_no_error()
-    return json.loads(run.stdout)
-
-
 @pytest.fixture(scope="module")
 def kernel(magics_server: ServerInfo) -> Iterator[Kernel]:
     env = {**os.environ, "LM_JUPYTER_URL": magics_server.url, "LM_JUPYTER_TOKEN": magics_server.token}
-    kernel = _start_kernel(env)
+    kernel = start_kernel(env)
     try:
         run = execute(kernel, "%load_ext lm_jupyter")
         run.assert_no_error()
         execute(kernel, "_lm = get_ipython().magics_manager.registry['LmMagics']").assert_no_error()
         yield kernel
     finally:
-        _stop_kernel(kernel)
+        stop_kernel(kernel)
 
 
 def _instances(server: ServerInfo) -> dict[str, dict[str, Any]]:
@@ -149,6 +86,13 @@ def _instances(server: ServerInfo) -> dict[str, dict[str, Any]]:
     )
     response.raise_for_status()
     return {inst["id"]: inst for model in response.json()["models"] for inst in model["loaded_instances"]}
+
+
+def _wait_idle(server: ServerInfo, identifier: str) -> None:
+    deadline = time.monotonic() + 2
+    while _instances(server)[identifier]["status"] != "idle":
+        assert time.monotonic() < deadline, "the server kept generating after the stop"
+        time.sleep(0.05)
 
 
 def test_lms_commands(kernel: Kernel, magics_server: ServerInfo) -> None:
@@ -190,6 +134,21 @@ def test_lms_commands(kernel: Kernel, magics_server: ServerInfo) -> None:
     assert _instances(magics_server) == {}
 
 
+def test_bare_lms_shows_one_model_manager(kernel: Kernel) -> None:
+    first, second = execute(kernel, "%lms"), execute(kernel, "%lms")
+    first.assert_no_error()
+    view = "application/vnd.jupyter.widget-view+json"
+    assert first.result[view]["model_id"] == second.result[view]["model_id"]  # one poller per kernel
+    states = widget_states(first).values()
+    (manager,) = [v for v in states if v.state.get("_anywidget_id", "").endswith("ModelManager")]
+    keys = sorted(row["key"] for row in manager.state["models"])
+    assert keys == [CHAT, LONG]
+    execute(kernel, "_lm._manager.close()").assert_no_error()  # stop its refresh thread
+    third = execute(kernel, "%lms")  # a closed manager is replaced
+    assert third.result[view]["model_id"] != first.result[view]["model_id"]
+    execute(kernel, "_lm._manager.close()").assert_no_error()
+
+
 def test_bad_input_prints_one_line(kernel: Kernel) -> None:
     for code, expected in [
         ("%lms load does/not-exist", "not downloaded"),
@@ -200,6 +159,7 @@ def test_bad_input_prints_one_line(kernel: Kernel) -> None:
         ("%%chat --max-tokens x\nhi", "invalid int value"),
         ("%%chat\nhi", "no model is loaded"),
         ("%%chat does/not-exist\nhi", "not downloaded"),
+        ("%lms history --verbose", "unrecognized arguments"),
     ]:
         run = execute(kernel, code)
         run.assert_no_error()
@@ -221,44 +181,81 @@ def test_chat_streams_and_keeps_history(kernel: Kernel, magics_server: ServerInf
         run = execute(kernel, f"%%chat {CHAT} --max-tokens 8\nHello there")
         run.assert_no_error()
         assert not run.stderr
-        (shown,) = run.of("display_data")
-        display_id = shown["transient"]["display_id"]
-        updates = run.of("update_display_data")
-        assert updates and all(u["transient"]["display_id"] == display_id for u in updates)
-        final = updates[-1]["data"]["text/markdown"]
+        view = chat_view(run)
+        assert view.state["prompt"] == "Hello there" and view.state["model"] == CHAT
+        assert view.state["status"] == "done"
+        assert view.updates >= 2  # streamed: waiting, then text (batched), then done
+        final = view.markdown
         tokens = re.search(r"· (\d+) tokens?\b", final)  # the footer; the model may stop early
         assert tokens and int(tokens.group(1)) <= 8 and CHAT in final, final
-        reply = value(kernel, "_lm.last_reply")
-        assert final.startswith(reply)
-        assert value(kernel, "len(_lm.history)") == 2
+        assert view.state["stats"]["completion_tokens"] == int(tokens.group(1))
+        assert view.state["stats"]["ttft_s"] > 0 and view.state["footer"] in final
+        reply = value(kernel, "_lm.session.last_reply")
+        assert value(kernel, "_chat_result") == reply
+        assert final.startswith("> Hello there\n\n" + reply)
+        assert value(kernel, "len(_lm.session.messages)") == 2
 
-        run = execute(kernel, "%%chat --max-tokens 8 --temperature 0.5\nAnd again")  # the last model
+        run = execute(kernel, "%%chat --max-tokens 8 --temperature 0.5 --out answer\nAnd again")  # last model
         run.assert_no_error()
-        assert run.of("update_display_data")
-        assert value(kernel, "len(_lm.history)") == 4
+        assert chat_view(run).state["status"] == "done"
+        assert value(kernel, "len(_lm.session.messages)") == 4
+        assert value(kernel, "answer") == value(kernel, "_lm.session.last_reply")
         sent = value(kernel, "_sent[-1]")
         assert sent["model"] == CHAT and sent["temperature"] == 0.5 and sent["max_tokens"] == 8
         assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
         assert sent["messages"][1]["content"] == reply
 
-        run = execute(kernel, "%%chat --new --system 'Be brief.' --max-tokens 4\nFresh start")
+        history = execute(kernel, "%lms history")
+        history.assert_no_error()
+        assert history.result["text/markdown"].startswith("**user:** Hello there\n\n**assistant:** ")
+        messages = value(kernel, "get_ipython().run_line_magic('lms', 'history --json')")
+        assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+
+        execute(kernel, "topic = 'owls'").assert_no_error()
+        run = execute(
+            kernel,
+            "%%chat --new --system 'Be brief.' --max-tokens 4 --draft-model test/tiny-chat\n"
+            'Tell me about {topic} and {{braces}} and {"json": 1}',
+        )
         run.assert_no_error()
-        assert value(kernel, "len(_lm.history)") == 2
-        assert [m["role"] for m in value(kernel, "_sent[-1]['messages']")] == ["system", "user"]
+        assert value(kernel, "len(_lm.session.messages)") == 2
+        sent = value(kernel, "_sent[-1]")
+        assert [m["role"] for m in sent["messages"]] == ["system", "user"]
+        assert sent["messages"][1]["content"] == 'Tell me about owls and {braces} and {"json": 1}'
+        assert sent["draft_model"] == CHAT  # passed through for speculative decoding
 
         run = execute(kernel, "%chat --new")
         assert run.stdout.strip() == "Started a new conversation."
-        assert value(kernel, "len(_lm.history)") == 0
+        assert value(kernel, "len(_lm.session.messages)") == 0
+        assert execute(kernel, "%lms history").result["text/markdown"] == "*No conversation yet.*"
     finally:
         execute(kernel, "_lm.client.chat_stream = _orig\n%lms unload --all").assert_no_error()
+
+
+def test_chat_input_errors_are_one_line(kernel: Kernel) -> None:
+    execute(kernel, "def f(x: int) -> int:\n    return x\nnot_a_schema = 3").assert_no_error()
+    for code, expected in [
+        (f"%%chat {CHAT}\nHello {{nobody}}", "'nobody' is not defined"),
+        (f"%%chat {CHAT} --tools missing\nhi", "no variable named 'missing'"),
+        (f"%%chat {CHAT} --tools not_a_schema\nhi", "--tools needs a function"),
+        (f"%%chat {CHAT} --json-schema not_a_schema\nhi", "give a dict (JSON schema) or a pydantic"),
+        (f"%%chat {CHAT} --tool-choice required\nhi", "--tool-choice needs --tools"),
+        (f"%%chat {CHAT} --tools f --tool-choice g\nhi", "no such tool"),
+        (f"%%chat {CHAT} --reasoning loud\nhi", "invalid choice"),
+        (f"%%chat {CHAT} --model other\nhi", "give the model once"),
+    ]:
+        run = execute(kernel, code)
+        run.assert_no_error()
+        assert expected in run.stderr, (code, run.stderr)
+        assert run.stderr.count("\n") == 1, (code, run.stderr)
 
 
 def test_interrupt_stops_generation(kernel: Kernel, magics_server: ServerInfo) -> None:
     execute(kernel, f"%lms load {LONG} --context-length 32768").assert_no_error()
     interrupted_at: list[float] = []
 
-    def interrupt_on_first_update(msg: dict[str, Any]) -> None:
-        if msg["msg_type"] == "update_display_data" and not interrupted_at:
+    def interrupt_once_text_streams(msg: dict[str, Any]) -> None:
+        if streamed_text(msg) and not interrupted_at:
             assert _instances(magics_server)[LONG]["status"] == "generating"
             interrupted_at.append(time.monotonic())
             kernel.km.interrupt_kernel()
@@ -266,19 +263,16 @@ def test_interrupt_stops_generation(kernel: Kernel, magics_server: ServerInfo) -
     run = execute(
         kernel,
         f"%%chat {LONG} --max-tokens -1 --temperature 0\nTell me a very long story.",
-        on_message=interrupt_on_first_update,
+        on_message=interrupt_once_text_streams,
     )
     assert interrupted_at, "the generation ended before it could be interrupted"
     assert time.monotonic() - interrupted_at[0] < 5
     run.assert_no_error()
-    final = run.of("update_display_data")[-1]["data"]["text/markdown"]
-    assert final.rstrip().endswith("*Interrupted.*") and len(final) > len("*Interrupted.*")
-    assert value(kernel, "len(_lm.history)") == 0  # the partial answer is not history
-
-    deadline = time.monotonic() + 2
-    while _instances(magics_server)[LONG]["status"] != "idle":
-        assert time.monotonic() < deadline, "the server kept generating after the interrupt"
-        time.sleep(0.05)
+    view = chat_view(run)
+    assert view.state["status"] == "stopped" and view.state["error"] == "Interrupted."
+    assert "\n\n*Interrupted.*\n\n<sub>test/tiny-long · " in view.markdown and view.state["blocks"][0]["text"]
+    assert value(kernel, "len(_lm.session.messages)") == 0  # the partial answer is not history
+    _wait_idle(magics_server, LONG)
     # the client still works after the interrupted stream
     run = execute(kernel, "%lms ps")
     run.assert_no_error()
@@ -286,9 +280,94 @@ def test_interrupt_stops_generation(kernel: Kernel, magics_server: ServerInfo) -
     execute(kernel, "%lms unload --all").assert_no_error()
 
 
+def test_stop_button_cancels_on_the_server(kernel: Kernel, magics_server: ServerInfo) -> None:
+    """The widget's stop message arrives on the shell channel while the cell is still running."""
+    execute(kernel, f"%lms load {LONG} --context-length 32768").assert_no_error()
+    pressed_at: list[float] = []
+    comm_ids: dict[str, str] = {}
+
+    streamed: list[bool] = []
+
+    def press_stop(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "comm_open":  # the ChatView opens last (after its Layout)
+            comm_ids["view"] = msg["content"]["comm_id"]
+        if streamed_text(msg):
+            streamed.append(True)
+        if len(streamed) == 10 and not pressed_at:  # let it stream for a while (~0.5 s)
+            assert _instances(magics_server)[LONG]["status"] == "generating"
+            pressed_at.append(time.monotonic())
+            send_custom(kernel, comm_ids["view"], {"type": "stop"})
+
+    run = execute(
+        kernel,
+        f"%%chat {LONG} --max-tokens -1 --temperature 0\nTell me a very long story.",
+        on_message=press_stop,
+    )
+    assert pressed_at, "the generation ended before the stop button could be pressed"
+    assert time.monotonic() - pressed_at[0] < 5
+    run.assert_no_error()
+    view = chat_view(run)
+    assert view.state["status"] == "stopped" and view.state["error"] == "Stopped."
+    # updates are batched: at most 20 a second, however fast the tokens come
+    stamps = [m["header"]["date"] for m in run.messages if streamed_text(m)]
+    seconds = (stamps[-1] - stamps[0]).total_seconds()
+    assert len(stamps) >= 2 and (len(stamps) - 1) / max(seconds, 1e-3) <= 20 * 1.2, (len(stamps), seconds)
+    assert view.state["stats"]["completion_tokens"] > 2 * len(stamps)  # several tokens per update
+    _wait_idle(magics_server, LONG)
+    assert value(kernel, "len(_lm.session.messages)") == 0
+    execute(kernel, "%lms unload --all").assert_no_error()
+
+
+def test_chat_called_from_code_in_a_kernel(kernel: Kernel, magics_server: ServerInfo) -> None:
+    """``run_cell_magic`` from code is synchronous: it runs on a helper thread, and an
+    interrupt still stops the generation on the server."""
+    run = execute(kernel, f"get_ipython().run_cell_magic('chat', '{CHAT} --new --max-tokens 4', 'Hi')")
+    run.assert_no_error()
+    assert chat_view(run).state["status"] == "done"
+    assert value(kernel, "len(_lm.session.messages)") == 2
+
+    execute(kernel, f"%lms load {LONG} --context-length 32768").assert_no_error()
+    interrupted: list[bool] = []
+
+    def interrupt(msg: dict[str, Any]) -> None:
+        if streamed_text(msg) and not interrupted:
+            interrupted.append(True)
+            kernel.km.interrupt_kernel()
+
+    code = f"get_ipython().run_cell_magic('chat', '{LONG} --new --max-tokens -1 --temperature 0', 'Story')"
+    run = execute(kernel, code, on_message=interrupt)
+    run.assert_no_error()
+    assert interrupted and chat_view(run).state["status"] == "stopped"
+    _wait_idle(magics_server, LONG)
+    assert value(kernel, "len(_lm.session.messages)") == 0
+    execute(kernel, "%lms unload --all").assert_no_error()
+
+
+def test_chat_in_a_terminal_is_text(magics_server: ServerInfo, tmp_path: Any) -> None:
+    """No kernel (plain IPython): the answer is streamed as text with the footer in brackets."""
+    env = {
+        **os.environ,
+        "LM_JUPYTER_URL": magics_server.url,
+        "LM_JUPYTER_TOKEN": magics_server.token,
+        "IPYTHONDIR": str(tmp_path),
+    }
+    code = f"%load_ext lm_jupyter\nget_ipython().run_cell_magic('chat', '{CHAT} --max-tokens 6', 'Hi')\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=nocolor", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    footer = re.search(rf"\[{re.escape(CHAT)} · (\d+) tokens? ·", done.stdout)
+    assert footer and int(footer.group(1)) <= 6, done.stdout
+    assert "Traceback" not in done.stderr
+
+
 def test_discovery_through_parent_pid(magics_server: ServerInfo) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LM_JUPYTER_")}
-    kernel = _start_kernel(env)  # its JPY_PARENT_PID is this test process: no Jupyter server
+    kernel = start_kernel(env)  # its JPY_PARENT_PID is this test process: no Jupyter server
     try:
         execute(kernel, "%load_ext lm_jupyter").assert_no_error()
         status = value(kernel, "get_ipython().run_line_magic('lms', 'server status --json')")
@@ -307,4 +386,4 @@ def test_discovery_through_parent_pid(magics_server: ServerInfo) -> None:
         assert "the Jupyter server that started this kernel" in run.stdout
         assert magics_server.url in run.stdout
     finally:
-        _stop_kernel(kernel)
+        stop_kernel(kernel)

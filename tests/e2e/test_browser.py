@@ -1,0 +1,220 @@
+"""JupyterLab in a real browser: the quickstart runs, and the widgets render.
+
+The test starts JupyterLab (with this extension, serving the test models) on a free port with
+a token, opens ``notebooks/quickstart.ipynb`` in Debian's chromium driven by Playwright, runs
+all cells, and checks what a user sees: the ChatView with streamed text, a reasoning section
+and a stats footer, and the ModelManager's memory-estimate bars. The kernel finds the server
+by itself (``JPY_PARENT_PID``), as it does for users. Screenshots go to ``tests/artifacts/``.
+
+The quickstart chats with ``test/tiny-think``, whose output is forced to hold a ``<think>``
+block (tests/e2e/forced_output.py), so the reasoning section has real streamed content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from tiny_gguf import write_tiny_model
+
+from lm_jupyter.kernel.discovery import free_port
+from tests.conftest import write_test_models
+
+from .forced_output import ANSWER, REASONING, THINK_MODEL, write_ipython_dir
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts"
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+    ),
+]
+
+
+# Seed 1 under greedy sampling does not stop for thousands of tokens (see test_magics.py).
+ENDLESS = "test/tiny-endless"
+STOP_NOTEBOOK = {
+    "cells": [
+        {"cell_type": "code", "execution_count": None, "id": "load", "metadata": {}, "outputs": [],
+         "source": "%load_ext lm_jupyter"},
+        {"cell_type": "code", "execution_count": None, "id": "chat", "metadata": {}, "outputs": [],
+         "source": f"%%chat {ENDLESS} --max-tokens -1 --temperature 0\nTell me a very long story."},
+    ],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}  # fmt: skip
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+
+    def page(self, notebook: str) -> str:
+        # ?reset: a fresh workspace, so only this notebook is open (not the last test's too)
+        return f"{self.url}lab/tree/{notebook}?reset&token={self.token}"
+
+    def status(self, identifier: str) -> str | None:
+        headers = {"Authorization": f"token {self.token}"}
+        models = httpx.get(self.url + "api/v1/models", headers=headers).json()["models"]
+        found = [i["status"] for m in models for i in m["loaded_instances"] if i["id"] == identifier]
+        return found[0] if found else None
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """JupyterLab serving a copy of notebooks/ and tiny test models."""
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    (root / "notebooks" / "stop.ipynb").write_text(json.dumps(STOP_NOTEBOOK))
+    models_dir = write_test_models(root / "models")
+    endless = models_dir / "test" / "tiny-endless-GGUF" / "tiny-endless-F32.gguf"
+    write_tiny_model(endless, context_length=32768, seed=1)
+    token, port = secrets.token_hex(16), free_port("127.0.0.1", 0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LM_JUPYTER_", "JPY_"))}
+    env.update(
+        JUPYTER_RUNTIME_DIR=str(root / "runtime"),
+        IPYTHONDIR=str(write_ipython_dir(root / "ipython")),
+        LM_JUPYTER_QUICKSTART_MODEL=THINK_MODEL,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+    )
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+        f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root / 'notebooks'}", f"--LmJupyterApp.models_dir={models_dir}",
+        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]  # fmt: skip
+    log = (root / "lab.log").open("w")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, (root / "lab.log").read_text()
+            try:
+                if httpx.get(url + "api/v1/models", headers={"Authorization": f"token {token}"}).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (root / "lab.log").read_text()
+            time.sleep(0.5)
+        yield Lab(url, token)
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _accept_kernel_dialog(page: object) -> None:
+    """JupyterLab may ask which kernel to start (the notebook names python3): take the default."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        page.click(".jp-Dialog .jp-mod-accept", timeout=10_000)  # type: ignore[attr-defined]
+
+
+def test_quickstart_in_jupyterlab(lab: Lab) -> None:
+    # One test, with the browser opened and closed inside it: Playwright's synchronous API
+    # drives its own event loop, which must not outlive the test (pytest-jupyter checks loops).
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--disable-background-networking", "--no-sandbox", "--disable-dev-shm-usage"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            run_all(page, lab.page("quickstart.ipynb"))
+            check_chat_view(page)
+            check_model_manager(page)
+            page.screenshot(path=str(ARTIFACTS / "quickstart-page.png"), full_page=True)
+            check_stop_button(page, lab)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "last-page.png"), full_page=True)
+            browser.close()
+
+
+def run_all(page: object, url: str) -> None:
+    page.goto(url)  # type: ignore[attr-defined]
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)  # type: ignore[attr-defined]
+    _accept_kernel_dialog(page)
+    page.wait_for_selector(  # type: ignore[attr-defined]
+        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000
+    )
+    page.click("div.lm-MenuBar-itemLabel:text-is('Run')")  # type: ignore[attr-defined]
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")  # type: ignore[attr-defined]
+    _accept_kernel_dialog(page)
+
+
+def check_stop_button(page: object, lab: Lab) -> None:
+    """Stop, clicked while the cell still runs, reaches the kernel and cancels on the server."""
+    run_all(page, lab.page("stop.ipynb"))
+    view = page.locator(".lmj-chat").first  # type: ignore[attr-defined]
+    view.locator(".lmj-answer").first.wait_for(timeout=60_000)  # text is streaming
+    assert lab.status(ENDLESS) == "generating"
+    view.locator(".lmj-chat-stop").click()
+    page.locator(".lmj-chat[data-status='stopped']").wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while lab.status(ENDLESS) != "idle":
+        assert time.monotonic() < deadline, "the server kept generating after Stop"
+        time.sleep(0.1)
+    assert view.locator(".lmj-chat-error").inner_text() == "Stopped."
+    view.screenshot(path=str(ARTIFACTS / "chat-view-stopped.png"))
+
+
+def check_chat_view(page: object) -> None:
+    """The first %%chat: streamed answer, a reasoning section and the stats footer."""
+    done = page.locator(".lmj-chat[data-status='done']").first  # type: ignore[attr-defined]
+    done.wait_for(timeout=180_000)
+    done.scroll_into_view_if_needed()
+    done.screenshot(path=str(ARTIFACTS / "quickstart-chat-view.png"))
+    assert ANSWER in done.locator(".lmj-answer").inner_text()
+    reasoning = done.locator("details.lmj-reasoning")
+    assert reasoning.count() == 1
+    assert reasoning.locator("summary").inner_text() == "Reasoning"
+    reasoning.locator("summary").click()  # collapsed by default: open it
+    assert REASONING in reasoning.locator(".lmj-reasoning-text").inner_text()
+    footer = done.locator(".lmj-chat-footer").inner_text()
+    assert footer.startswith(f"{THINK_MODEL} · ") and "tokens" in footer and "s to first token" in footer
+    assert done.locator(".lmj-chat-prompt").inner_text().strip() == "Write a haiku about Jupyter notebooks."
+    assert not done.locator(".lmj-chat-stop").is_visible()  # only while generating
+    done.screenshot(path=str(ARTIFACTS / "quickstart-chat-view-reasoning-open.png"))
+
+
+def check_model_manager(page: object) -> None:
+    """``%lms``: click a model, and the estimate bars appear against free memory."""
+    manager = page.locator(".lmj-mm").first  # type: ignore[attr-defined]
+    manager.wait_for(timeout=60_000)
+    row = manager.locator(f"tr.lmj-mm-model[data-key='{THINK_MODEL}']")
+    row.wait_for(timeout=30_000)
+    manager.scroll_into_view_if_needed()
+    row.click()
+    bars = manager.locator(".lmj-mm-bar")
+    bars.first.wait_for(timeout=30_000)
+    assert [bars.nth(i).get_attribute("data-kind") for i in range(bars.count())] == ["GPU", "Total"]
+    total = manager.locator(".lmj-mm-bar[data-kind='Total']")
+    assert " free" in total.locator(".lmj-mm-bar-value").inner_text()
+    assert "lmj-mm-bar-bad" not in (total.get_attribute("class") or "")
+    assert manager.locator(".lmj-mm-verdict").inner_text() == "Fits in memory."
+    manager.screenshot(path=str(ARTIFACTS / "model-manager-estimate.png"))
