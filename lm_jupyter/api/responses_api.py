@@ -720,8 +720,8 @@ class ResponseEvents:
         self.close_item(item)
 
     def end_round(self, truncated: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Close every open item; return this round's function calls and held calls (complete
-        ones only: arguments cut off by the token limit leave an incomplete item)."""
+        """Close every open item; return this round's complete function calls (arguments cut off
+        by the token limit leave an incomplete item) and its held calls, marked ``complete``."""
         self._close_current(truncated)
         calls = []
         for item in self._calls.values():
@@ -737,7 +737,10 @@ class ResponseEvents:
             self.close_item(item)
             if complete:
                 calls.append(item)
-        held = [call for call in self._held.values() if _is_json(call["arguments"]) and not truncated]
+        held = [
+            {**call, "complete": _is_json(call["arguments"]) and not truncated}
+            for call in self._held.values()
+        ]
         self._calls, self._held = {}, {}
         return calls, held
 

@@ -8,7 +8,9 @@ costs the request at most the timeout and never hangs it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib
 import json
 import logging
 from contextlib import AsyncExitStack
@@ -57,6 +59,9 @@ class McpConnections:
 
     async def connect(self, server: McpServer) -> None:
         """Connect and list the server's tools; on failure, record why in ``server.error``."""
+        # The SDK validates call results with jsonschema, whose first import compiles grammars
+        # for seconds: do it on a thread, not on the event loop in the middle of a call.
+        await asyncio.to_thread(importlib.import_module, "jsonschema")
         headers = dict(server.spec.headers or {})
         # No anyio deadline around the connection: the client holds a task group open for the
         # whole request, and cancel scopes must nest. httpx's timeouts and the SDK's read timeout

@@ -148,7 +148,19 @@ class ResponseRun:
             waiting = False
             for call in held:
                 server = self.mcp.owner(call["name"])
-                if server.spec.needs_approval(call["name"]):
+                if not call["complete"]:
+                    self.events.add_item(
+                        {
+                            **self._mcp_item(server, call["name"], call["arguments"], None),
+                            "status": "incomplete",
+                            "error": {
+                                "type": "mcp_protocol_error",
+                                "code": -32602,
+                                "message": "The call's arguments were cut off by max_output_tokens; not run.",
+                            },
+                        }
+                    )
+                elif server.spec.needs_approval(call["name"]):
                     self.events.add_item(
                         {
                             "id": new_item_id("mcpr_"),
@@ -220,17 +232,7 @@ class ResponseRun:
     async def _mcp_call(
         self, server: McpServer, name: str, arguments: str, approval: str | None, send: Send | None
     ) -> None:
-        item: dict[str, Any] = {
-            "id": new_item_id("mcp_"),
-            "type": "mcp_call",
-            "status": "in_progress",
-            "approval_request_id": approval,
-            "arguments": arguments,
-            "name": name,
-            "server_label": server.spec.server_label,
-            "output": None,
-            "error": None,
-        }
+        item = self._mcp_item(server, name, arguments, approval)
         index = self.events.open_item(item)
         self.events.emit(
             "response.mcp_call_arguments.delta", item_id=item["id"], output_index=index, delta=arguments
@@ -247,3 +249,17 @@ class ResponseRun:
         item["status"] = "failed" if result.error is not None else "completed"
         self.events.emit(f"response.mcp_call.{item['status']}", item_id=item["id"], output_index=index)
         self.events.close_item(item)
+
+    @staticmethod
+    def _mcp_item(server: McpServer, name: str, arguments: str, approval: str | None) -> dict[str, Any]:
+        return {
+            "id": new_item_id("mcp_"),
+            "type": "mcp_call",
+            "status": "in_progress",
+            "approval_request_id": approval,
+            "arguments": arguments,
+            "name": name,
+            "server_label": server.spec.server_label,
+            "output": None,
+            "error": None,
+        }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ class IsolatedServer:
 
 
 @contextlib.contextmanager
-def isolated_server(folder: Path, models_dir: Path) -> Iterator[IsolatedServer]:
+def isolated_server(folder: Path, models_dir: Path, config: Sequence[str] = ()) -> Iterator[IsolatedServer]:
     tokens_file = folder / "data" / "lm_jupyter" / "tokens.json"
     presets_dir = folder / "presets"
     runtime = folder / "runtime"
@@ -42,6 +42,8 @@ def isolated_server(folder: Path, models_dir: Path) -> Iterator[IsolatedServer]:
             config=[
                 f"--LmJupyterApp.tokens_file={tokens_file}",
                 f"--LmJupyterApp.presets_dir={presets_dir}",
+                f"--LmJupyterApp.responses_db={folder / 'data' / 'lm_jupyter' / 'responses.sqlite3'}",
+                *config,
             ],
         )
     finally:
