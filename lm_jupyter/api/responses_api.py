@@ -175,9 +175,7 @@ class McpToolSpec(_Request):
         rule = self.require_approval
         if rule is None or isinstance(rule, str):
             return rule != "never"
-        if rule.never is not None and name in rule.never.tool_names:
-            return False
-        return not (rule.always is None and rule.never is not None)
+        return rule.never is None or name not in rule.never.tool_names
 
     def echo(self) -> dict[str, Any]:
         """The tool as a response shows it: headers may hold credentials, so never echo them."""
@@ -299,7 +297,7 @@ def _typed(field: str, index: int, raw: Any, types: dict[str, type[BaseModel]], 
     """Validate one element of a list of ``type``-tagged objects, naming the exact field on error
     (pydantic's union errors would name every member instead)."""
     if not isinstance(raw, dict):
-        return raw  # the union's own "expected an object" error
+        raise _FieldError(f"{field}.{index}", "must be an object")
     kind = raw.get("type", default)
     model = types.get(kind) if isinstance(kind, str) else None
     if model is None:
@@ -309,7 +307,7 @@ def _typed(field: str, index: int, raw: Any, types: dict[str, type[BaseModel]], 
     except ValidationError as exc:
         error = max(exc.errors(), key=lambda e: len(e["loc"]))
         loc = ".".join(str(part) for part in error["loc"] if not _is_tag(part))
-        message = error["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+        message = error["msg"].removeprefix("Value error, ").replace("Input should be ", "must be ")
         raise _FieldError(f"{field}.{index}.{loc}".rstrip("."), message) from None
 
 

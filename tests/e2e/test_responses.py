@@ -360,3 +360,46 @@ def test_ttl_passes_through_to_the_jit_load(http: httpx.Client) -> None:
     [instance] = [i for i in instances if i["id"] == "test/tiny-long"]
     assert instance["ttl_seconds"] == 321
     http.post("/api/v1/models/unload", json={"instance_id": "test/tiny-long"})
+
+
+@pytest.mark.slow
+def test_qwen_calls_a_function_and_uses_its_result(openai_client: OpenAI) -> None:
+    from tests.conftest import QWEN_KEY
+
+    weather = {
+        "type": "function",
+        "name": "get_current_weather",
+        "description": "Get the current weather in a given city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "The city, e.g. Paris"}},
+            "required": ["city"],
+        },
+    }
+    first = openai_client.responses.create(
+        model=QWEN_KEY,
+        input="What is the weather like in Paris right now?",
+        tools=[weather],
+        temperature=0,
+        max_output_tokens=128,
+    )
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert len(calls) == 1, first.output
+    assert calls[0].name == "get_current_weather"
+    assert json.loads(calls[0].arguments)["city"].lower() == "paris"
+    second = openai_client.responses.create(
+        model=QWEN_KEY,
+        previous_response_id=first.id,
+        input=[
+            {
+                "type": "function_call_output",
+                "call_id": calls[0].call_id,
+                "output": json.dumps({"temperature_celsius": 31, "sky": "clear"}),
+            }
+        ],
+        tools=[weather],
+        temperature=0,
+        max_output_tokens=128,
+    )
+    assert second.status == "completed" and "31" in second.output_text
+    assert second.usage.input_tokens_details.cached_tokens > 0
