@@ -300,3 +300,22 @@ def test_store_round_trip(tmp_path: Path) -> None:
         store.close()
 
     asyncio.run(scenario())
+
+
+def test_templates_that_serialise_arguments_get_objects() -> None:
+    """Qwen 2.5's template writes ``arguments | tojson``: a JSON string would be quoted twice."""
+    from lm_jupyter.chat.prompt import prepare_chat
+
+    messages = [
+        {"role": "user", "content": "w?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "w", "arguments": '{"city": "Paris"}'}}]},
+    ]  # fmt: skip
+    for template, expected in (
+        ("{% for m in messages %}{% for c in m.tool_calls or [] %}{{ c.function.arguments | tojson }}"
+         "{% endfor %}{% endfor %}", '{"city": "Paris"}'),
+        ("{% for m in messages %}{% for c in m.tool_calls or [] %}{{ c.function.arguments }}"
+         "{% endfor %}{% endfor %}", '{"city": "Paris"}'),
+    ):  # fmt: skip
+        prompt = prepare_chat(template, messages, None, tool_choice=None, bos_token="", eos_token="").prompt
+        assert prompt == expected
