@@ -6,14 +6,22 @@ through to generation) or a forced ``tool_choice``, so every assertion is determ
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import threading
+import time
 
 import httpx
 import jsonschema
 import openai
 import pytest
 from openai import OpenAI
+
+from lm_jupyter.kernel.discovery import ServerInfo
+from tests.e2e.test_lifecycle import LONG, NO_EOS, instances, load_long, unload_all, worker_pids
 
 CHAT = "test/tiny-chat"
 TOOLS_MODEL = "test/tiny-tools"
@@ -403,3 +411,61 @@ def test_qwen_calls_a_function_and_uses_its_result(openai_client: OpenAI) -> Non
     )
     assert second.status == "completed" and "31" in second.output_text
     assert second.usage.input_tokens_details.cached_tokens > 0
+
+
+def test_disconnect_stops_generation(http: httpx.Client, server: ServerInfo) -> None:
+    load_long(http)
+    body = {"model": LONG, "input": "go", "stream": True, "logit_bias": NO_EOS}  # up to 32k tokens
+    own = httpx.Client(base_url=server.url, headers=http.headers, timeout=60)
+    deltas = 0
+    with own, own.stream("POST", "v1/responses", json=body) as reply:
+        for line in reply.iter_lines():
+            deltas += '"response.output_text.delta"' in line and line.startswith("data: ")
+            if deltas == 20:
+                assert instances(http, LONG)[0]["status"] == "generating"
+                break
+    deadline = time.monotonic() + 2
+    while instances(http, LONG)[0]["status"] != "idle":
+        assert time.monotonic() < deadline, "generation kept running after the client left"
+        time.sleep(0.02)
+    # a non-streaming request is cancelled the same way
+    with contextlib.suppress(httpx.TimeoutException):
+        httpx.post(
+            server.url + "v1/responses", json={**body, "stream": False}, headers=http.headers, timeout=1
+        )
+    deadline = time.monotonic() + 2
+    while instances(http, LONG)[0]["status"] != "idle":
+        assert time.monotonic() < deadline, "generation kept running after the client left"
+        time.sleep(0.02)
+    unload_all(http)
+
+
+def test_worker_crash_mid_stream_is_an_error_event_then_failed(
+    http: httpx.Client, server: ServerInfo
+) -> None:
+    load_long(http)
+    (pid,) = worker_pids(server)
+    events: list[dict] = []
+    started = threading.Event()
+
+    def read() -> None:
+        body = {"model": LONG, "input": "go", "stream": True, "logit_bias": NO_EOS}
+        with http.stream("POST", "v1/responses", json=body) as reply:
+            for line in reply.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    started.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert started.wait(30)
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGKILL)
+    reader.join(30)
+    error, failed = events[-2:]
+    assert error["type"] == "error" and error["code"] == "model_crashed" and "signal 9" in error["message"]
+    assert failed["type"] == "response.failed" and failed["response"]["status"] == "failed"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    stored = http.get(f"v1/responses/{failed['response']['id']}").json()
+    assert stored["status"] == "failed" and "signal 9" in stored["error"]["message"]
+    unload_all(http)
