@@ -18,7 +18,7 @@ from tests.conftest import GEMMA_KEY
 
 pytestmark = pytest.mark.slow
 
-TURNS = 6
+TURNS = 8
 FILLER = (
     "Here are some notes about the project, which I will keep adding to as we talk: the server "
     "runs models in worker processes, keeps stored responses in SQLite and streams typed events. "
@@ -43,23 +43,29 @@ def timed_turn(client: OpenAI, text: str, previous: str | None) -> tuple[float, 
     return first_token, event.response
 
 
-def test_turn_ttft_does_not_grow_with_history(openai_client: OpenAI, http: httpx.Client) -> None:
+def fresh_instance(client: OpenAI, http: httpx.Client) -> None:
+    """A newly loaded instance, warmed up by one short unrelated request (its first decode
+    allocates buffers), so the timings below measure prompt processing only."""
     http.post("/api/v1/models/unload", json={"instance_id": GEMMA_KEY})
     assert http.post("/api/v1/models/load", json={"model": GEMMA_KEY}).status_code == 200
+    client.responses.create(model=GEMMA_KEY, input="Hi", max_output_tokens=2, store=False)
+
+
+def test_turn_ttft_does_not_grow_with_history(openai_client: OpenAI, http: httpx.Client) -> None:
+    fresh_instance(openai_client, http)
     previous = None
     rows = []
     for turn in range(1, TURNS + 1):
-        text = f"Turn {turn}. " + FILLER * 3 + "Summarise in one word."
+        text = f"Turn {turn}. " + FILLER * 8 + "Summarise in one word."
         ttft, response = timed_turn(openai_client, text, previous)
         usage = response.usage
         rows.append((turn, usage.input_tokens, usage.input_tokens_details.cached_tokens, ttft))
         if previous is not None:
             assert usage.input_tokens_details.cached_tokens >= rows[-2][1]  # all of the last prompt
         last_previous, previous = previous, response.id
-    http.post("/api/v1/models/unload", json={"instance_id": GEMMA_KEY})
-    assert http.post("/api/v1/models/load", json={"model": GEMMA_KEY}).status_code == 200
+    fresh_instance(openai_client, http)
     cold, response = timed_turn(openai_client, text, last_previous)
-    assert response.usage.input_tokens_details.cached_tokens == 0
+    assert response.usage.input_tokens_details.cached_tokens < 20  # at most the chat template's opening
     print("\nturn  prompt_tokens  cached_tokens  ttft_s")
     for turn, prompt, cached, ttft in rows:
         print(f"{turn:>4}  {prompt:>13}  {cached:>13}  {ttft:6.3f}")

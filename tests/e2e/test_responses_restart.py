@@ -1,7 +1,8 @@
-"""Stored responses survive a server restart: the SQLite file outlives the process."""
+"""Responses on servers of their own: stored state across a restart, and presets."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import openai
@@ -43,3 +44,23 @@ def test_continue_a_stored_response_after_a_restart(models_dir: Path, tmp_path: 
         assert second.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
         with pytest.raises(openai.NotFoundError):
             client.responses.retrieve(gone.id)
+
+
+def test_a_preset_applies_and_instructions_win(models_dir: Path, tmp_path: Path) -> None:
+    preset = {"system_prompt": "You are a pirate. " * 10, "max_tokens": 3, "temperature": 0.2}
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "pirate.json").write_text(json.dumps(preset))
+    with isolated_server(tmp_path, models_dir) as server:
+        client = client_for(server)
+        ask = {"model": CHAT, "input": "Hello."}
+        plain = client.responses.create(**ask, max_output_tokens=3)
+        pirate = client.responses.create(
+            **{**ask, "max_output_tokens": None}, extra_body={"preset": "pirate"}
+        )
+        assert pirate.usage.output_tokens == 3  # the preset's max_tokens
+        assert pirate.usage.input_tokens > plain.usage.input_tokens + 30  # its system prompt
+        own = client.responses.create(**ask, instructions="Be brief.", extra_body={"preset": "pirate"})
+        assert own.usage.input_tokens < pirate.usage.input_tokens  # instructions replace it
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.responses.create(**ask, extra_body={"preset": "nobody"})
+        assert caught.value.body["param"] == "preset"
