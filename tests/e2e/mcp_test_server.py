@@ -1,7 +1,7 @@
 """A real MCP server (the ``mcp`` SDK's MCPServer, formerly FastMCP) for the remote-MCP tests.
 
 Run as ``python mcp_test_server.py PORT``; it serves streamable HTTP at ``/mcp`` with a tool that
-works, one that raises and one that never answers.
+works, one that raises, one that never answers and one that echoes a request header.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 server = MCPServer("lmj-test")
 
@@ -31,6 +31,12 @@ async def hang() -> str:
     """A tool that never answers."""
     await asyncio.sleep(3600)
     return "too late"
+
+
+@server.tool()
+def whoami(ctx: Context) -> str:
+    """Echo the X-Test-Token header the client sent (shows that request headers arrive)."""
+    return (ctx.headers or {}).get("x-test-token", "no token")
 
 
 if __name__ == "__main__":

@@ -314,6 +314,24 @@ def test_structured_output_with_text_format(openai_client: OpenAI) -> None:
     assert response.text.format.type == "json_schema" and response.text.format.name == "person"
 
 
+def test_responses_parse_with_a_pydantic_model(openai_client: OpenAI) -> None:
+    """The official client's structured-output path: its strict schema, then its parser."""
+    from pydantic import BaseModel, Field
+
+    class Person(BaseModel):
+        name: str = Field(max_length=10)
+        age: int
+
+    parsed = openai_client.responses.parse(
+        model=CHAT,
+        input="Describe a person.",
+        text_format=Person,
+        max_output_tokens=300,
+        extra_body={"logit_bias": ASCII_ONLY, "seed": 2},
+    )
+    assert isinstance(parsed.output_parsed, Person) and len(parsed.output_parsed.name) <= 10
+
+
 @pytest.mark.parametrize(
     ("body", "param", "code"),
     [

@@ -79,7 +79,7 @@ def test_tools_are_listed_called_and_fed_back(client: OpenAI, mcp_url: str) -> N
     response = call(client, mcp_url, "add", tools=[mcp_tool(mcp_url, require_approval="never")])
     listing, mcp_call, message = response.output
     assert listing.type == "mcp_list_tools" and listing.server_label == "calc" and listing.error is None
-    assert [tool.name for tool in listing.tools] == ["add", "explode", "hang"]
+    assert [tool.name for tool in listing.tools] == ["add", "explode", "hang", "whoami"]
     assert listing.tools[0].input_schema["required"] == ["a", "b"]
     assert mcp_call.type == "mcp_call" and mcp_call.name == "add" and mcp_call.status == "completed"
     arguments = json.loads(mcp_call.arguments)
@@ -88,13 +88,21 @@ def test_tools_are_listed_called_and_fed_back(client: OpenAI, mcp_url: str) -> N
     assert response.usage.input_tokens_details.cached_tokens > 0  # round two reused round one's prefix
     stored = client.responses.retrieve(response.id)
     assert [item.type for item in stored.output] == ["mcp_list_tools", "mcp_call", "message"]
-    assert "headers" not in stored.tools[0].model_dump(exclude_none=True)
 
 
 def test_allowed_tools_filter_the_listing(client: OpenAI, mcp_url: str) -> None:
     tool = mcp_tool(mcp_url, allowed_tools=["add"], require_approval="never")
     response = call(client, mcp_url, "add", tools=[tool])
     assert [t.name for t in response.output[0].tools] == ["add"]
+
+
+def test_headers_reach_the_mcp_server_and_are_not_echoed(client: OpenAI, mcp_url: str) -> None:
+    tool = mcp_tool(mcp_url, require_approval="never", headers={"X-Test-Token": "secret-1"})
+    response = call(client, mcp_url, "whoami", tools=[tool])
+    assert response.output[1].type == "mcp_call" and response.output[1].output == "secret-1"
+    for echoed in (response, client.responses.retrieve(response.id)):
+        [shown] = echoed.tools
+        assert shown.server_label == "calc" and "secret-1" not in shown.model_dump_json()
 
 
 def test_streamed_mcp_events(client: OpenAI, mcp_url: str) -> None:
