@@ -13,6 +13,7 @@ import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import jsonschema
@@ -293,6 +294,24 @@ def test_reasoning_item_and_events(openai_client: OpenAI) -> None:
     assert types.index("response.reasoning_text.done") < types.index("response.output_text.delta")
     [done] = [e for e in events if e.type == "response.reasoning_text.done"]
     assert done.text == "Weigh it." and done.output_index == 0
+
+
+def test_reasoning_effort_reaches_the_template(http: httpx.Client, models_dir: Path) -> None:
+    """gpt-oss style templates read ``reasoning_effort``: ``reasoning.effort`` must change the prompt."""
+    from tests.tiny_gguf import CHATML_TEMPLATE, write_tiny_model
+
+    path = models_dir / "test" / "tiny-effort-responses-GGUF" / "tiny-effort-responses-F32.gguf"
+    if not path.exists():
+        effort = (
+            "{% if reasoning_effort %}<|im_start|>system\nReasoning: {{ reasoning_effort }}<|im_end|>\n"
+            "{% endif %}"
+        )
+        write_tiny_model(path, chat_template=effort + CHATML_TEMPLATE)
+    base = {"model": "test/tiny-effort-responses", "input": "hi", "max_output_tokens": 1}
+    plain = http.post("v1/responses", json=base).json()
+    high = http.post("v1/responses", json={**base, "reasoning": {"effort": "high"}}).json()
+    assert high["usage"]["input_tokens"] > plain["usage"]["input_tokens"] + 3
+    assert high["reasoning"]["effort"] == "high" and plain["reasoning"]["effort"] is None
 
 
 def test_structured_output_with_text_format(openai_client: OpenAI) -> None:
