@@ -57,9 +57,6 @@ class ResponsesHandler(_StoredHandler):
         if not request.stream:
             self.write_json(await run.run(None))
             return
-        self.set_header("Content-Type", "text/event-stream")
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Accel-Buffering", "no")
         try:
             await run.run(self.send_events)
         except StreamClosedError:
@@ -68,6 +65,10 @@ class ResponsesHandler(_StoredHandler):
         self.finish(set_content_type="text/event-stream")
 
     async def send_events(self, events: list[dict[str, Any]]) -> None:
+        if not self._headers_written:  # the first batch: an error before it is a plain HTTP error
+            self.set_header("Content-Type", "text/event-stream")
+            self.set_header("Cache-Control", "no-cache")
+            self.set_header("X-Accel-Buffering", "no")
         for event in events:
             self.write(f"event: {event['type']}\n".encode())
             self.write(sse_data(event))

@@ -385,8 +385,10 @@ def test_bad_requests_are_400s_naming_the_field(
 
 
 def test_unknown_model_and_previous_id_are_404s(http: httpx.Client) -> None:
-    reply = http.post("/v1/responses", json={"model": "nobody/nothing", "input": "x"})
-    assert reply.status_code == 404 and reply.json()["error"]["code"] == "model_not_found"
+    for stream in (False, True):  # nothing was streamed yet: a plain JSON error either way
+        reply = http.post("/v1/responses", json={"model": "nobody/nothing", "input": "x", "stream": stream})
+        assert reply.status_code == 404 and reply.json()["error"]["code"] == "model_not_found"
+        assert reply.headers["content-type"].startswith("application/json")
     reply = http.post(
         "/v1/responses", json={"model": CHAT, "input": "x", "previous_response_id": "resp_" + "0" * 48}
     )
