@@ -24,12 +24,8 @@ from .response_store import RESPONSES_SETTING, ResponseStore, default_responses_
 from .tokens import TOKENS_SETTING, TokenStore, default_tokens_file
 
 # Every route the extension serves (tests enumerate this list to check that each one is authenticated).
-ROUTES = [
-    *handlers.ROUTES,
-    *admin_handlers.ROUTES,
-    *estimate_handlers.ROUTES,
-    *responses_handlers.ROUTES,
-]
+ROUTES = [*handlers.ROUTES, *admin_handlers.ROUTES, *estimate_handlers.ROUTES]
+ROUTES += responses_handlers.ROUTES
 
 
 class LmJupyterApp(ExtensionApp):

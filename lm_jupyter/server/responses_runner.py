@@ -19,16 +19,15 @@ from ..api.requests import ChatCompletionRequest
 from ..api.responses import Outcome
 from ..api.responses_api import (
     McpApprovalResponseItem,
-    ResponseEvents,
     ResponsesRequest,
     chat_messages,
     chat_request,
     item_json,
     new_item_id,
-    new_response,
     not_found,
     rename_param,
 )
+from ..api.responses_events import ResponseEvents, new_response
 from ..engine.manager import ModelManager
 from ..engine.turn import Turn
 from . import metrics

@@ -16,14 +16,13 @@ from lm_jupyter.api.responses_api import (
     FunctionCallItem,
     McpToolSpec,
     MessageItem,
-    ResponseEvents,
     ResponsesRequest,
     chat_messages,
     chat_request,
     item_json,
-    new_response,
     rename_param,
 )
+from lm_jupyter.api.responses_events import ResponseEvents, new_response
 from lm_jupyter.server.response_store import ResponseStore, StoredResponse
 
 
