@@ -19,6 +19,7 @@ import pytest
 from openai import OpenAI
 
 from lm_jupyter.kernel.discovery import free_port
+from lm_jupyter.server.responses_runner import MAX_ROUNDS
 from tests.e2e.isolated_server import IsolatedServer, isolated_server
 from tests.e2e.test_responses import ASCII_ONLY, check_events
 
@@ -72,7 +73,7 @@ def call(client: OpenAI, url: str, tool: str | None, *, approval: str = "never",
     kwargs.setdefault("tools", [mcp_tool(url, require_approval=approval)])
     if tool is not None:
         kwargs.setdefault("tool_choice", {"type": "mcp", "server_label": "calc", "name": tool})
-    return client.responses.create(model=MODEL, max_tool_calls=1, max_output_tokens=120, **kwargs)
+    return client.responses.create(model=MODEL, max_output_tokens=200, **{"max_tool_calls": 1, **kwargs})
 
 
 def test_tools_are_listed_called_and_fed_back(client: OpenAI, mcp_url: str) -> None:
@@ -183,6 +184,14 @@ def test_unknown_approval_request_is_a_400(own: IsolatedServer, mcp_url: str) ->
     assert reply.status_code == 400
     error = reply.json()["error"]
     assert error["param"] == "input.0.approval_request_id" and error["code"] == "approval_request_not_found"
+
+
+def test_tool_rounds_are_bounded(client: OpenAI, mcp_url: str) -> None:
+    """A model that keeps calling (here: forced to) gets a last round without tools and answers."""
+    response = call(client, mcp_url, "add", max_tool_calls=None)
+    kinds = [item.type for item in response.output]
+    assert kinds == ["mcp_list_tools", *["mcp_call"] * (MAX_ROUNDS - 1), "message"]
+    assert response.output_text == "Done."
 
 
 def test_a_failing_tool_is_an_error_item(client: OpenAI, mcp_url: str) -> None:
