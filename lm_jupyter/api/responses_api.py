@@ -227,6 +227,14 @@ class ResponsesRequest(_Request):
     max_tool_calls: int | None = Field(default=None, ge=1)  # MCP calls run for one response
     text: TextConfig | None = None
     reasoning: ReasoningConfig | None = None
+    background: bool | None = None
+
+    @field_validator("background")
+    @classmethod
+    def _foreground(cls, value: bool | None) -> bool | None:
+        if value:  # a client would poll for a result that never comes: refuse, do not ignore
+            raise ValueError("background responses are not supported; use stream: true for long generations")
+        return value
 
     @field_validator("input", mode="before")
     @classmethod

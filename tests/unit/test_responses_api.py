@@ -69,6 +69,7 @@ def test_items_are_typed_and_messages_may_omit_type() -> None:
         ({"tool_choice": {"type": "function", "name": "f"}}, "tool_choice"),
         ({"metadata": {str(i): "v" for i in range(17)}}, "metadata"),
         ({"text": {"format": {"type": "json_schema"}}}, "text.format.schema"),
+        ({"background": True}, "background"),
     ],
 )
 def test_errors_name_the_field(body: dict, param: str) -> None:
