@@ -67,7 +67,9 @@ class McpConnections:
         # whole request, and cancel scopes must nest. httpx's timeouts and the SDK's read timeout
         # bound every step instead.
         try:
-            http = create_mcp_http_client(headers=headers, timeout=httpx2.Timeout(self.timeout))
+            http = await self._stack.enter_async_context(  # a client we pass in is ours to close
+                create_mcp_http_client(headers=headers, timeout=httpx2.Timeout(self.timeout))
+            )
             client = Client(
                 streamable_http_client(server.spec.server_url, http_client=http),
                 read_timeout_seconds=self.timeout,
