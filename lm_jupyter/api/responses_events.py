@@ -276,15 +276,16 @@ class ResponseEvents:
     # end -----------------------------------------------------------------------------------
 
     def finish(self, outcomes: list[Outcome]) -> dict[str, Any]:
-        """Close the response: ``completed``, or ``incomplete`` when the token limit cut it."""
+        """Close the response: ``completed``, ``incomplete`` when the token limit cut it, or
+        ``cancelled`` when its client went away (no event then: nobody is listening)."""
         self._close_current()
-        truncated = any(
-            o.stop_reason in ("maxPredictedTokensReached", "contextLengthReached") for o in outcomes[-1:]
-        )
+        stop = outcomes[-1].stop_reason if outcomes else None
         self.response["usage"] = usage(outcomes)
         self.response["output_text"] = output_text(self.output)
         self.response["completed_at"] = int(time.time())
-        if truncated:
+        if stop == "userStopped":
+            self.response["status"] = "cancelled"
+        elif stop in ("maxPredictedTokensReached", "contextLengthReached"):
             self.response["status"] = "incomplete"
             self.response["incomplete_details"] = {"reason": "max_output_tokens"}
             self.emit("response.incomplete", response=self.snapshot())

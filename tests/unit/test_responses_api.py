@@ -266,6 +266,14 @@ def test_held_calls_are_not_streamed_and_truncation_marks_items() -> None:
     assert events.drain()[-1]["type"] == "response.incomplete"
 
 
+def test_a_cancelled_generation_is_a_cancelled_response() -> None:
+    events = ResponseEvents(new_response(parse(), "m"))
+    events.delta({"content": "partial"})
+    events.end_round(truncated=False)
+    assert events.finish([outcome("userStopped")])["status"] == "cancelled"
+    assert events.drain()[-1]["type"] == "response.output_item.done"  # no terminal event
+
+
 def test_failure_after_start() -> None:
     events = ResponseEvents(new_response(parse(), "m"))
     events.start()
