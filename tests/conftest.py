@@ -78,7 +78,12 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     previous = os.environ.get("JUPYTER_RUNTIME_DIR")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
     try:
-        info = start_headless(port=free_port("127.0.0.1", 0), models_dir=str(models_dir))
+        info = start_headless(
+            port=free_port("127.0.0.1", 0),
+            models_dir=str(models_dir),
+            # stored /v1/responses go to a temp file, not the user's data folder
+            config=[f"--LmJupyterApp.responses_db={runtime / 'responses.sqlite3'}"],
+        )
     finally:
         if previous is None:
             os.environ.pop("JUPYTER_RUNTIME_DIR", None)

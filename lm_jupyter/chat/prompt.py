@@ -8,7 +8,10 @@ calls requested as ``[TOOL_REQUEST]…[END_TOOL_REQUEST]``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +49,8 @@ def prepare_chat(
             tool["function"]["name"] = normalize_tool_name(original)
             names[tool["function"]["name"]] = original
     messages = _rename_calls(messages, {v: k for k, v in names.items()})
+    if _OBJECT_ARGUMENTS.search(template):
+        messages = _parsed_arguments(messages)
     if model_tools and family == "fallback":
         messages = _with_system(fallback_messages(messages), fallback_system_prompt(model_tools))
         model_tools = None
@@ -69,6 +74,21 @@ def _rename_calls(messages: list[dict[str, Any]], to_model: dict[str, str]) -> l
         for call in message.get("tool_calls") or []:
             call["function"]["name"] = to_model.get(call["function"]["name"], call["function"]["name"])
     return renamed
+
+
+# Templates that serialise a call's arguments themselves (Qwen 2.5: ``arguments | tojson``) need
+# them as an object, as Hugging Face passes them; a JSON string would be quoted a second time and
+# the model, seeing escaped JSON in its own past calls, starts answering in that shape.
+_OBJECT_ARGUMENTS = re.compile(r"arguments\s*\|\s*tojson")
+
+
+def _parsed_arguments(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    parsed = copy.deepcopy(messages)
+    for message in parsed:
+        for call in message.get("tool_calls") or []:
+            with contextlib.suppress(ValueError):
+                call["function"]["arguments"] = json.loads(call["function"]["arguments"])
+    return parsed
 
 
 def _with_system(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.display import display
 from IPython.utils.text import DollarFormatter
 
 from .admin import add_preset_commands, preset_command
@@ -43,6 +44,8 @@ from .estimate_view import estimate_text
 from .options import gpu_option, load_options
 from .pytools import ToolError, tools_from
 from .tables import Table, ls_json, ls_table, ps_table
+
+DOWNLOAD_POLL_SECONDS = 0.25  # how often %lms get reads its job's status
 
 RESULT_VAR = "_chat_result"  # every finished %%chat stores its reply (or parsed object) here
 
@@ -317,7 +320,7 @@ class LmMagics(Magics):
             live = getattr(self.shell, "kernel", None) is not None
             handle = display(_Text(progress_line(job)), display_id=True) if live else None
             try:
-                for status in follow(self.client, job, interval=UPDATE_INTERVAL * 2.5):
+                for status in follow(self.client, job, interval=DOWNLOAD_POLL_SECONDS):
                     if handle is not None:
                         handle.update(_Text(progress_line(status)))
             except KeyboardInterrupt:  # the stop button: pause it (the next %lms get resumes it)

@@ -18,13 +18,15 @@ from .._version import __version__
 from ..engine.hardware import parse_size
 from ..engine.manager import ModelManager
 from ..hub.store import models_dir_from_env
-from . import admin_handlers, download_handlers, estimate_handlers, handlers, metrics
+from . import admin_handlers, download_handlers, estimate_handlers, handlers, metrics, responses_handlers
 from .downloads import DOWNLOADS_SETTING, Downloads
 from .presets import PRESETS_SETTING, PresetStore, presets_dir_from_env
+from .response_store import RESPONSES_SETTING, ResponseStore, default_responses_db
 from .tokens import TOKENS_SETTING, TokenStore, default_tokens_file
 
 # Every route the extension serves (tests enumerate this list to check that each one is authenticated).
 ROUTES = [*handlers.ROUTES, *admin_handlers.ROUTES, *estimate_handlers.ROUTES, *download_handlers.ROUTES]
+ROUTES += responses_handlers.ROUTES
 
 
 class LmJupyterApp(ExtensionApp):
@@ -99,6 +101,21 @@ class LmJupyterApp(ExtensionApp):
         config=True,
     )
 
+    responses_db = Unicode(
+        help="SQLite file of stored /v1/responses responses, for previous_response_id (default: "
+        "<jupyter data dir>/lm_jupyter/responses.sqlite3).",
+        config=True,
+    )
+    enable_remote_mcp = Bool(
+        False,
+        help="Allow /v1/responses requests to name remote MCP servers (tools of type 'mcp'), which "
+        "this server then connects to (LM Studio's 'Allow per-request MCPs').",
+        config=True,
+    )
+    mcp_timeout = Float(
+        30, help="Seconds a remote MCP server may take to connect, list tools or run a call.", config=True
+    )
+
     @default("models_dir")
     def _models_dir_default(self) -> str:
         return str(models_dir_from_env())
@@ -106,6 +123,10 @@ class LmJupyterApp(ExtensionApp):
     @default("tokens_file")
     def _tokens_file_default(self) -> str:
         return str(default_tokens_file(jupyter_data_dir()))
+
+    @default("responses_db")
+    def _responses_db_default(self) -> str:
+        return str(default_responses_db(jupyter_data_dir()))
 
     @default("presets_dir")
     def _presets_dir_default(self) -> str:
@@ -130,6 +151,9 @@ class LmJupyterApp(ExtensionApp):
                 TOKENS_SETTING: TokenStore(Path(self.tokens_file).expanduser()),
                 PRESETS_SETTING: PresetStore(Path(self.presets_dir).expanduser()),
                 DOWNLOADS_SETTING: Downloads(self.manager),
+                RESPONSES_SETTING: ResponseStore(Path(self.responses_db).expanduser()),
+                responses_handlers.REMOTE_MCP_SETTING: self.enable_remote_mcp,
+                responses_handlers.MCP_TIMEOUT_SETTING: self.mcp_timeout,
             }
         )
         self.log.info("lm_jupyter %s serving models from %s", __version__, self.models_dir)
@@ -141,3 +165,4 @@ class LmJupyterApp(ExtensionApp):
     async def stop_extension(self) -> None:
         await self.settings[DOWNLOADS_SETTING].shutdown()
         await self.manager.shutdown()
+        self.settings[RESPONSES_SETTING].close()

@@ -42,6 +42,7 @@ def isolated_server(folder: Path, models_dir: Path, config: Sequence[str] = ()) 
             config=[
                 f"--LmJupyterApp.tokens_file={tokens_file}",
                 f"--LmJupyterApp.presets_dir={presets_dir}",
+                f"--LmJupyterApp.responses_db={folder / 'data' / 'lm_jupyter' / 'responses.sqlite3'}",
                 *config,
             ],
         )
