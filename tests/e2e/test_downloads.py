@@ -538,13 +538,9 @@ def test_rest_failed_job_reports_the_error(api: httpx.Client) -> None:
 
 
 def test_lms_get_in_a_kernel(dl: IsolatedServer) -> None:
-    from jupyter_client.manager import start_new_kernel
+    from tests.e2e.kernel_harness import execute, start_kernel, stop_kernel
 
-    from tests.e2e.test_magics import Kernel, _stop_kernel, execute
-
-    env = {**os.environ, **dl.env}
-    km, kc = start_new_kernel(kernel_name="python3", startup_timeout=60, env=env)
-    kernel = Kernel(km, kc)
+    kernel = start_kernel({**os.environ, **dl.env})
     try:
         execute(kernel, "%load_ext lm_jupyter").assert_no_error()
         run = execute(kernel, "%lms get test-org/tiny-magic-GGUF", timeout=60)
@@ -566,7 +562,7 @@ def test_lms_get_in_a_kernel(dl: IsolatedServer) -> None:
         def interrupt(message: dict[str, Any]) -> None:
             if message["msg_type"] == "display_data":  # the progress line: the download runs
                 time.sleep(0.3)
-                km.interrupt_kernel()
+                kernel.km.interrupt_kernel()
 
         stopped = execute(kernel, "%lms get test-org/tiny-slowmagic-GGUF", timeout=60, on_message=interrupt)
         assert "Download paused; run the same %lms get to resume it." in stopped.stdout
@@ -577,4 +573,4 @@ def test_lms_get_in_a_kernel(dl: IsolatedServer) -> None:
         wrong = execute(kernel, "%lms get test-org/tiny-magic-GGUF@q2_k")
         assert wrong.stderr.strip() == "Error: test-org/tiny-magic-GGUF has no q2_k variant; it has Q8_0."
     finally:
-        _stop_kernel(kernel)
+        stop_kernel(kernel)
