@@ -67,7 +67,11 @@ def test_requests_overlap_instead_of_queueing(http: httpx.Client, batched: str) 
     threads = [threading.Thread(target=stream, args=(i,)) for i in range(2)]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)
+    # Serialized, the second endless stream would never get a token; batched, both soon have
+    # many (the deadline only absorbs a loaded machine).
+    deadline = time.monotonic() + 20
+    while min(counts) <= 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
     both = list(counts)
     stop.set()
     for thread in threads:
