@@ -88,6 +88,18 @@ def env_server() -> ServerInfo | None:
     return ServerInfo(url if url.endswith("/") else url + "/", os.environ.get("LM_JUPYTER_TOKEN", ""))
 
 
+def remote_server(host: str | None, port: int | None) -> ServerInfo | None:
+    """The server ``--host``/``--port`` name (``lms``'s remote options), with ``LM_JUPYTER_TOKEN``."""
+    if host is None and port is None:
+        return None
+    host = host or "127.0.0.1"
+    if ":" in host and not host.startswith("["):  # an IPv6 address
+        host = f"[{host}]"
+    base = host if host.startswith(("http://", "https://")) else f"http://{host}"
+    token = os.environ.get("LM_JUPYTER_TOKEN", "")
+    return ServerInfo(f"{base}:{port or DEFAULT_PORT}/", token, None, "remote")
+
+
 def headless_server() -> ServerInfo | None:
     """The server ``lmj server start`` left running, if its process is still alive."""
     path = runtime_file()

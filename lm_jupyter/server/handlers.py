@@ -36,6 +36,7 @@ from ..engine.manager import ModelManager
 from ..engine.turn import Turn
 from . import metrics
 from .auth import ApiTokenAuthHandler
+from .log_bus import LOG_BUS_SETTING
 from .presets import PRESETS_SETTING
 
 log = logging.getLogger("lm_jupyter")
@@ -93,6 +94,14 @@ class BaseHandler(ApiTokenAuthHandler):
         if self.generation is not None:
             log.info("Client disconnected. Stopping generation...")
             self._cancel_task = asyncio.ensure_future(self.generation.cancel())
+
+    def on_finish(self) -> None:
+        """Every request to our routes goes to the live log (``lmj log stream --source server``)."""
+        bus = self.settings.get(LOG_BUS_SETTING)
+        if bus is not None:
+            request = self.request
+            bus.request(request.method or "", request.uri or "", self.get_status(), request.request_time())
+        super().on_finish()
 
 
 class ModelsHandler(BaseHandler):
@@ -171,6 +180,7 @@ class _GenerationHandler(BaseHandler):
                 await self.send(shapes.usage_chunk(env, obj, outcome))
         except StreamClosedError:
             await self.generation.cancel()
+            await self._drain()
             return
         except APIError as exc:
             log.warning("Error after streaming began: %s", exc.message)
@@ -181,6 +191,16 @@ class _GenerationHandler(BaseHandler):
         except StreamClosedError:
             return
         self.finish(set_content_type="text/event-stream")
+
+    async def _drain(self) -> None:
+        """After a cancel, read the turn to its end (the worker stops within a token), so it
+        finishes like any other: instance idle at once, outcome ``userStopped`` in the log."""
+        assert self.generation is not None
+        try:
+            async for _delta in self.generation:
+                pass
+        except APIError as exc:
+            log.info("Stopped generation ended with an error: %s", exc.message)
 
     async def send(self, payload: dict[str, Any]) -> None:
         self.write(sse_data(payload))
