@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from ..kernel.client import Client, LmError
+from ..kernel.log_view import printable
 
 DIM, UNDIM = "\x1b[2m", "\x1b[22m"
 HELP = """Commands:
@@ -54,12 +55,12 @@ class AnswerPrinter:
             if not self.thinking:
                 self.thinking = True
                 self._write(DIM if self.colour else "<think>")
-            self._write(reasoning)
+            self._write(printable(reasoning))
         content = delta.get("content")
         if content:
             self._stop_thinking()
             self.content.append(content)
-            self._write(content)
+            self._write(printable(content))
 
     def end(self) -> None:
         self._stop_thinking()

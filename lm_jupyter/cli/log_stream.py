@@ -1,19 +1,18 @@
 """``lmj log stream``: the server's live log in the terminal, like ``lms log stream``.
 
-The banner goes to stderr; events go to stdout (text, coloured in a terminal, or ``--json``
-lines), flushed one by one so a pipe sees each as it happens. It runs until Ctrl+C or until the
-server stops.
+The banner goes to stderr once the server has subscribed us; events go to stdout (text,
+coloured in a terminal, or ``--json`` lines), flushed one by one so a pipe sees each as it
+happens. It runs until Ctrl+C or until the server stops.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 from ..kernel.client import Client
-from ..kernel.log_view import add_log_stream_arguments, format_event, json_event, selection
+from ..kernel.log_view import add_log_stream_arguments, stream_events
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,14 +31,9 @@ def use_colour() -> bool:
 
 
 def run(client: Client, args: argparse.Namespace) -> int:
-    sources, filters = selection(args)
-    colour = use_colour()
-    print("Streaming logs from lm_jupyter", file=sys.stderr, flush=True)
-    for event in client.log_stream(sources, filters, history=args.history):
-        if args.json:
-            sys.stdout.write(json.dumps(json_event(event, stats=args.stats), ensure_ascii=False) + "\n")
-        else:
-            sys.stdout.write(format_event(event, stats=args.stats, colour=colour) + "\n")
-        sys.stdout.flush()
+    def connected() -> None:
+        print("Streaming logs from lm_jupyter", file=sys.stderr, flush=True)
+
+    stream_events(client, args, sys.stdout, colour=use_colour(), on_connected=connected)
     print("The server closed the log stream.", file=sys.stderr)
     return 1

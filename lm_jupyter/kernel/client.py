@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -140,10 +140,15 @@ class Client:
             raise LmError(f"Lost the connection to {self.server.url}: {exc}") from None
 
     def log_stream(
-        self, sources: list[str], filters: list[str] | None = None, history: int = 0
+        self,
+        sources: list[str],
+        filters: list[str] | None = None,
+        history: int = 0,
+        on_connected: Callable[[], None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The server's live log events (``GET /api/v1/logs/stream``), until the server stops
-        or the iterator is closed; ``history``: first up to that many recent events."""
+        or the iterator is closed; ``history``: first up to that many recent events.
+        ``on_connected`` runs once the server has subscribed us: later events will arrive."""
         params: dict[str, Any] = {"source": ",".join(sources)}
         if filters:
             params["filter"] = ",".join(filters)
@@ -155,6 +160,8 @@ class Client:
             with self.http.stream("GET", "api/v1/logs/stream", params=params, timeout=timeout) as response:
                 if response.status_code >= 400:
                     raise _error_from(response.status_code, response.read())
+                if on_connected is not None:
+                    on_connected()
                 for line in response.iter_lines():
                     if line.startswith("data: "):
                         yield json.loads(line[6:])

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from typing import Any
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from .client import Client
 
 SOURCES = ("model", "server")
 FILTERS = ("input", "output")
@@ -25,6 +30,15 @@ _COLOURS = {
     "llm.prediction.input": "\x1b[36m",  # cyan
     "llm.prediction.output": "\x1b[35m",  # magenta
 }
+
+
+# Control characters in model text (ESC sequences, carriage returns) would rewrite the terminal.
+_CONTROLS = {code: "\ufffd" for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if code not in (0x09, 0x0A)}
+
+
+def printable(text: str) -> str:
+    """Model text safe to write to a terminal: control characters but tab and newline shown as �."""
+    return text.translate(_CONTROLS)
 
 
 def add_log_stream_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,17 +115,36 @@ def format_event(event: dict[str, Any], *, stats: bool = False, colour: bool = F
     if kind == "server.log":
         level = str(data.get("level", "info"))
         head = _paint(f"[{moment:%Y-%m-%d %H:%M:%S}]", "dim", colour)
-        return f"{head}{_paint(f'[{level.upper()}]', level, colour)} {data.get('content', '')}"
+        return f"{head}{_paint(f'[{level.upper()}]', level, colour)} {printable(data.get('content', ''))}"
     lines = [
         _paint(f"timestamp: {lms_timestamp(moment)}", "dim", colour),
         f"type: {_paint(kind, kind, colour)}",
         f"modelIdentifier: {data.get('modelIdentifier', '')}",
     ]
     if kind == "llm.prediction.input":
-        lines += [f"modelPath: {data.get('modelPath', '')}", _paint("input:", "bold", colour), data["input"]]
+        input_text = printable(data["input"])
+        lines += [f"modelPath: {data.get('modelPath', '')}", _paint("input:", "bold", colour), input_text]
     else:
-        lines += [_paint("output:", "bold", colour), data.get("output", "")]
+        lines += [_paint("output:", "bold", colour), printable(data.get("output", ""))]
         if stats:
             values = data.get("stats") or {}
             lines += [f"{key}: {value}" for key, value in values.items()] or ["No stats available"]
     return "\n".join(lines) + "\n"
+
+
+def stream_events(
+    client: Client, args: argparse.Namespace, out: TextIO, *, colour: bool, on_connected: Callable[[], None]
+) -> None:
+    """Write the events the options select to ``out`` as they arrive, until the server ends
+    the stream (a KeyboardInterrupt stops it earlier and closes the connection)."""
+    sources, filters = selection(args)
+    events = client.log_stream(sources, filters, history=args.history, on_connected=on_connected)
+    try:
+        for event in events:
+            if args.json:
+                out.write(json.dumps(json_event(event, stats=args.stats), ensure_ascii=False) + "\n")
+            else:
+                out.write(format_event(event, stats=args.stats, colour=colour) + "\n")
+            out.flush()
+    finally:
+        events.close()

@@ -29,6 +29,7 @@ from .admin import add_preset_commands, preset_command
 from .client import Client, LmError
 from .discovery import ServerInfo, find_server
 from .estimate_view import estimate_text
+from .log_view import add_log_stream_arguments, stream_events
 from .options import gpu_option, load_options
 from .tables import Table, ls_json, ls_table, ps_table
 
@@ -106,6 +107,10 @@ def _lms_parser() -> _Parser:
     status.add_argument("--json", action="store_true", help="return the status as a dict")
 
     add_preset_commands(commands.add_parser("preset", help="list, show, save and delete presets"))
+
+    log = commands.add_parser("log", help="the server's live log")
+    log_commands = log.add_subparsers(dest="log_command", metavar="COMMAND", parser_class=_Parser)
+    add_log_stream_arguments(log_commands.add_parser("stream", help="print log events until interrupted"))
     return parser
 
 
@@ -176,7 +181,7 @@ class LmMagics(Magics):
 
     @line_magic
     def lms(self, line: str) -> Any:
-        """Manage models: ``%lms ls|load|ps|unload|preset|connect|server status`` (``%lms --help``)."""
+        """Manage models: ``%lms ls|load|ps|unload|preset|log stream|connect|server status``."""
         try:
             args = _lms_parser().parse_args(_split(line))
             if args.command is None:
@@ -249,6 +254,23 @@ class LmMagics(Magics):
         if outcome.message:
             print(outcome.message)
         return outcome.data
+
+    def _lms_log(self, args: argparse.Namespace) -> None:
+        """``%lms log stream``: prints events live until the kernel is interrupted."""
+        if args.log_command != "stream":
+            raise MagicError("%lms log: the only command is `%lms log stream` (see its --help).")
+
+        def connected() -> None:
+            print("Streaming logs from lm_jupyter; interrupt the kernel to stop.", flush=True)
+
+        try:
+            stream_events(self.client, args, sys.stdout, colour=False, on_connected=connected)
+        except ValueError as exc:
+            raise MagicError(f"%lms log stream: {exc}") from None
+        except KeyboardInterrupt:
+            print("Stopped streaming logs.")
+            return
+        print("The server closed the log stream.", file=sys.stderr)
 
     def _lms_connect(self, args: argparse.Namespace) -> None:
         url = args.url if args.url.endswith("/") else args.url + "/"
