@@ -47,7 +47,7 @@ class AnswerPrinter:
         self.colour = colour
         self.thinking = False
         self.content: list[str] = []
-        self.wrote = False
+        self.line_open = False  # the cursor is not at the start of a line
 
     def feed(self, delta: dict[str, Any]) -> None:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
@@ -64,7 +64,7 @@ class AnswerPrinter:
 
     def end(self) -> None:
         self._stop_thinking()
-        if self.wrote:
+        if self.line_open:
             self._write("\n")
 
     @property
@@ -79,7 +79,7 @@ class AnswerPrinter:
     def _write(self, text: str) -> None:
         self.out.write(text)
         self.out.flush()
-        self.wrote = True
+        self.line_open = not text.endswith("\n") if text else self.line_open
 
 
 def stats_text(stats: dict[str, Any], usage: dict[str, Any] | None) -> str:
