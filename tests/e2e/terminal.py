@@ -73,9 +73,21 @@ class Terminal:
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.socket = f"lmj-test-{uuid.uuid4().hex[:8]}"
         self.env = env
-        # After the command exits, the pane says how, and stays for capture.
-        script = f'{shlex.join(command)}; echo "[exited $?]"; sleep 600'
-        self.tmux("new-session", "-d", "-s", "main", "-x", "200", "-y", "50", script)
+        # The pane stays after the command exits (for capture and its exit status); the command
+        # is the pane's only process, so Ctrl+C reaches it and nothing else.
+        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "main", "-x", "200", "-y", "50", "sleep 600")
+        self.tmux("set-option", "-g", "remain-on-exit", "on")
+        self.tmux("respawn-pane", "-k", "-t", "main", shlex.join(command))
+
+    def exit_status(self) -> int | None:
+        """The command's exit status once it has exited, else None."""
+        fields = "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"
+        dead, status, signal_number = (
+            self.tmux("display-message", "-p", "-t", "main", fields).strip().split(":")
+        )
+        if dead != "1" or not (status or signal_number):  # tmux records how a moment after
+            return None
+        return int(status) if status else -int(signal_number)
 
     def tmux(self, *args: str) -> str:
         result = subprocess.run(
