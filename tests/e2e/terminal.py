@@ -4,6 +4,7 @@ terminal (tmux, on a private socket) to type into and read from."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import signal
 import subprocess
@@ -73,21 +74,24 @@ class Terminal:
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.socket = f"lmj-test-{uuid.uuid4().hex[:8]}"
         self.env = env
-        # The pane stays after the command exits (for capture and its exit status); the command
-        # is the pane's only process, so Ctrl+C reaches it and nothing else.
-        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "main", "-x", "200", "-y", "50", "sleep 600")
-        self.tmux("set-option", "-g", "remain-on-exit", "on")
-        self.tmux("respawn-pane", "-k", "-t", "main", shlex.join(command))
+        # bash reports how the command exited. (tmux's own pane_dead_status can lag: its server
+        # reaps panes lazily on a busy machine.) bash survives the Ctrl+C the command handles,
+        # because it exits on SIGINT only when its foreground job died of it.
+        script = f'{shlex.join(command)}; echo "[exited $?]"; sleep 600'
+        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "main", "-x", "200", "-y", "50")
+        self.tmux("respawn-pane", "-k", "-t", "main", shlex.join(["bash", "--norc", "-c", script]))
 
     def exit_status(self) -> int | None:
         """The command's exit status once it has exited, else None."""
-        fields = "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"
-        dead, status, signal_number = (
-            self.tmux("display-message", "-p", "-t", "main", fields).strip().split(":")
-        )
-        if dead != "1" or not (status or signal_number):  # tmux records how a moment after
-            return None
-        return int(status) if status else -int(signal_number)
+        found = re.search(r"^\[exited (\d+)\]$", self.screen(), re.MULTILINE)
+        return int(found.group(1)) if found else None
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        """The command's exit status, once it exits."""
+        wait_until(lambda: self.exit_status() is not None, timeout, "the command to exit")
+        status = self.exit_status()
+        assert status is not None
+        return status
 
     def tmux(self, *args: str) -> str:
         result = subprocess.run(

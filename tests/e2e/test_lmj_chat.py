@@ -90,8 +90,7 @@ def test_answers_stream_with_history_reset_system_and_exit(own: IsolatedServer, 
         predictions(log, "output", 3)
 
         terminal.type("/exit")
-        assert wait_until(lambda: terminal.exit_status() is not None, what="lmj chat to exit")
-        assert terminal.exit_status() == 0
+        assert terminal.wait_exit() == 0
     finally:
         terminal.close()
 
@@ -138,8 +137,37 @@ def test_ctrl_c_stops_the_prediction_on_the_server(own: IsolatedServer, log: Log
 
             assert terminal.exit_status() is None  # still at the prompt
             terminal.send("C-c")  # Ctrl+C at the prompt quits
-            wait_until(lambda: terminal.exit_status() is not None, what="lmj chat to exit")
-            assert terminal.exit_status() == 0
+            assert terminal.wait_exit() == 0
         finally:
             terminal.close()
             http.post("api/v1/models/unload", json={"instance_id": "test/tiny-long"})
+
+
+def test_without_a_model_it_uses_the_loaded_one_or_asks(own: IsolatedServer, log: LogCapture) -> None:
+    headers = {"Authorization": f"Bearer {own.info.token}"}
+    with httpx.Client(base_url=own.info.url, headers=headers, timeout=120) as http:
+        for model in http.get("api/v1/models").json()["models"]:
+            for instance in model["loaded_instances"]:
+                http.post("api/v1/models/unload", json={"instance_id": instance["id"]})
+        lonely = own.lmj("chat", "-p", "hi", check=False)
+        assert lonely.returncode == 1 and "No model is loaded; name one: `lmj chat MODEL`" in lonely.stderr
+
+        # In a terminal it asks which downloaded model to use.
+        terminal = Terminal([*LMJ, "chat", "--max-tokens", "3"], own.env)
+        try:
+            screen = terminal.wait_for("Which model (1-2)?")
+            assert "1. test/tiny-chat" in screen and "2. test/tiny-long" in screen
+            terminal.type("2")
+            terminal.wait_for("Chatting with test/tiny-long.")
+            terminal.type("hello")
+            assert predictions(log, "output", 1)[0]["modelIdentifier"] == "test/tiny-long"
+            terminal.type("/exit")
+            assert terminal.wait_exit() == 0
+        finally:
+            terminal.close()
+
+        # With a model loaded, it chats with that one.
+        loaded = own.lmj("chat", "-p", "hi", "--max-tokens", "2")
+        assert loaded.returncode == 0
+        assert predictions(log, "input", 2)[1]["modelIdentifier"] == "test/tiny-long"
+        http.post("api/v1/models/unload", json={"instance_id": "test/tiny-long"})
