@@ -168,3 +168,20 @@ def test_the_route_checks_its_query(own: IsolatedServer) -> None:
         assert response.status_code == 400, query
         error = response.json()["error"]
         assert error["param"] == param and error["type"] == "invalid_request_error"
+
+
+def test_api_tokens_may_stream_and_never_show(own: IsolatedServer) -> None:
+    token = own.lmj("token", "create", "log-reader").stdout.strip()
+    env = {**own.env, "LM_JUPYTER_TOKEN": token}
+    capture = LogCapture(env, "--json", "--source", "server")  # authenticated by the API token
+    try:
+        with httpx.Client(base_url=own.info.url, timeout=60) as http:
+            assert http.get("v1/models", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            assert http.get(f"v1/models?api_key={token}").status_code == 401  # not how tokens travel
+        lines = wait_until(lambda: len(capture.lines) >= 2 and capture.lines, what="two requests")
+    finally:
+        capture.stop()
+    assert token not in "".join(lines) and "sk-lmj-[redacted]" not in "".join(lines)
+    assert "GET /v1/models?api_key=[redacted] 401 " in "".join(lines)
+    refused = httpx.get(own.info.url + "api/v1/logs/stream", headers={"Authorization": "Bearer sk-lmj-nope"})
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
