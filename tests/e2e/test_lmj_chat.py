@@ -16,7 +16,7 @@ import pytest
 from lm_jupyter.kernel.log_view import printable
 from tests.e2e.isolated_server import IsolatedServer, isolated_server
 from tests.e2e.terminal import LMJ, LogCapture, Terminal, wait_until
-from tests.tiny_gguf import write_tiny_model
+from tests.tiny_gguf import CHATML_TEMPLATE, write_tiny_model
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -31,6 +31,14 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServer]:
         models / "test" / "tiny-long-GGUF" / "tiny-long-F32.gguf",
         name="tiny-long",
         context_length=32768,
+        seed=1,
+    )
+    # A DeepSeek-R1 style template: the prompt opens <think>, so the reply starts in the reasoning.
+    write_tiny_model(
+        models / "test" / "tiny-reason-GGUF" / "tiny-reason-F32.gguf",
+        chat_template=CHATML_TEMPLATE.replace(
+            "<|im_start|>assistant\n{% endif %}", "{{ '<|im_start|>assistant\\n<think>\\n' }}{% endif %}"
+        ),
         seed=1,
     )
     with isolated_server(root, models) as server:
@@ -155,9 +163,10 @@ def test_without_a_model_it_uses_the_loaded_one_or_asks(own: IsolatedServer, log
         # In a terminal it asks which downloaded model to use.
         terminal = Terminal([*LMJ, "chat", "--max-tokens", "3"], own.env)
         try:
-            screen = terminal.wait_for("Which model (1-2)?")
-            assert "1. test/tiny-chat" in screen and "2. test/tiny-long" in screen
-            terminal.type("2")
+            screen = terminal.wait_for("Which model (1-3)?")
+            listed = dict(re.findall(r"^  (\d)\. (\S+)$", screen, re.MULTILINE))
+            assert sorted(listed.values()) == ["test/tiny-chat", "test/tiny-long", "test/tiny-reason"]
+            terminal.type(next(number for number, key in listed.items() if key == "test/tiny-long"))
             terminal.wait_for("Chatting with test/tiny-long.")
             terminal.type("hello")
             assert predictions(log, "output", 1)[0]["modelIdentifier"] == "test/tiny-long"
@@ -171,3 +180,30 @@ def test_without_a_model_it_uses_the_loaded_one_or_asks(own: IsolatedServer, log
         assert loaded.returncode == 0
         assert predictions(log, "input", 2)[1]["modelIdentifier"] == "test/tiny-long"
         http.post("api/v1/models/unload", json={"instance_id": "test/tiny-long"})
+
+
+def test_reasoning_is_dimmed_in_the_terminal(own: IsolatedServer, log: LogCapture) -> None:
+    terminal = Terminal(
+        [*LMJ, "chat", "test/tiny-reason", "--max-tokens", "12", "--temperature", "0"], own.env
+    )
+    try:
+        terminal.wait_for("Chatting with test/tiny-reason.")
+        terminal.type("think first")
+        thought = shown(predictions(log, "output", 1)[0]["output"])
+        assert len(thought) >= 3
+        wait_until(
+            lambda: thought in (screen := terminal.screen()) and screen.rstrip().endswith(">"), what="prompt"
+        )
+        coloured = terminal.screen(escapes=True)
+        answer = coloured.split("think first", 1)[1]
+        dim = answer.index("\x1b[2m")  # tmux re-renders the dim attribute it was sent
+        assert answer.index(thought[:3]) > dim
+        assert dim < answer.index("\x1b[0m", dim) < answer.rindex("> ")  # the prompt is not dimmed
+        assert "<think>" not in terminal.screen()  # markers only where there are no colours
+        terminal.type("/exit")
+        assert terminal.wait_exit() == 0
+    finally:
+        terminal.close()
+    piped = own.lmj("chat", "test/tiny-reason", "-p", "think", "--max-tokens", "4", "--temperature", "0")
+    assert piped.stdout.startswith("<think>") and piped.stdout.endswith("</think>\n")
+    assert "\x1b[" not in piped.stdout
