@@ -152,4 +152,5 @@ class LmJupyterApp(ExtensionApp):
     async def stop_extension(self) -> None:
         self.log_bus.log("lm_jupyter is stopping", event="shutdown")
         self.log_bus.close()
+        await self.log_bus.wait_closed(timeout=2)
         await self.manager.shutdown()

@@ -131,7 +131,8 @@ class Subscription:
         self._ready.set()
 
     async def get(self, timeout: float) -> Event | None:
-        """The next event; None after ``timeout`` seconds without one, or once closed."""
+        """The next event; None after ``timeout`` seconds without one, or once closed and empty
+        (what was queued before the close, such as the server's last words, still comes)."""
         if self.dropped:
             dropped, self.dropped = self.dropped, 0
             return stamp(
@@ -149,9 +150,7 @@ class Subscription:
                 await asyncio.wait_for(self._ready.wait(), timeout)
             except TimeoutError:
                 return None
-        if self.closed or not self.queue:
-            return None
-        return self.queue.popleft()
+        return self.queue.popleft() if self.queue else None
 
 
 def stamp(data: Event) -> Event:
@@ -191,9 +190,16 @@ class LogBus:
         self.subscribers.discard(subscription)
 
     def close(self) -> None:
-        """The server is stopping: every stream ends."""
-        for subscription in list(self.subscribers):
-            self.unsubscribe(subscription)
+        """The server is stopping: every stream ends, after the events it has queued."""
+        for subscription in self.subscribers:
+            subscription.close()
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Give the streams up to ``timeout`` seconds to send their last events and finish
+        (each unsubscribes when its response is complete), before the server stops its loop."""
+        deadline = time.monotonic() + timeout
+        while self.subscribers and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     # -- the server's events ------------------------------------------------------------------
 

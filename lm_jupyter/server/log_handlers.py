@@ -38,16 +38,17 @@ class LogStreamHandler(BaseHandler):
         try:
             self.write(b": streaming logs\n\n")  # headers out now: the client knows it is subscribed
             await self.flush()
-            while not subscription.closed:
+            while True:
                 event = await subscription.get(HEARTBEAT)
+                if event is None and subscription.closed:
+                    break
                 self.write(sse_data(event) if event is not None else b": keep-alive\n\n")
                 await self.flush()
+            await self.finish()  # the server is stopping: end the response properly
         except StreamClosedError:
             return
         finally:
             bus.unsubscribe(subscription)
-        if not self.request.connection.stream.closed():  # the server is stopping
-            self.finish()
 
     def on_connection_close(self) -> None:
         if self.subscription is not None:

@@ -185,3 +185,13 @@ def test_api_tokens_may_stream_and_never_show(own: IsolatedServer) -> None:
     assert "GET /v1/models?api_key=[redacted] 401 " in "".join(lines)
     refused = httpx.get(own.info.url + "api/v1/logs/stream", headers={"Authorization": "Bearer sk-lmj-nope"})
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_the_stream_ends_cleanly_when_the_server_stops(models_dir: Path, tmp_path: Path) -> None:
+    with isolated_server(tmp_path, models_dir) as server:
+        capture = LogCapture(server.env, "--json", "--source", "server")
+    # The server has stopped: its last words arrived, then the end of the stream.
+    assert capture.proc.wait(15) == 1
+    wait_until(lambda: any("closed the log stream" in line for line in capture.stderr), what="the end")
+    assert capture.data()[-1]["details"] == {"event": "shutdown"}
+    assert "".join(capture.stderr).endswith("The server closed the log stream.\n")

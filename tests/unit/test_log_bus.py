@@ -105,7 +105,11 @@ def test_a_slow_subscriber_drops_its_oldest_events_and_is_told() -> None:
         assert [e["data"]["details"]["path"] for e in rest if e] == ["/n/7", "/n/8", "/n/9"]
         assert await slow.get(0.05) is None  # nothing more: a heartbeat's worth of silence
         bus.close()
-        assert slow.closed and not bus.subscribers
+        assert slow.closed
+        await bus.wait_closed(0.05)  # nobody unsubscribed: it gives up after the timeout
+        bus.unsubscribe(slow)
+        assert not bus.subscribers
+        await asyncio.wait_for(bus.wait_closed(10), 1)
 
     asyncio.run(scenario())
 
@@ -190,3 +194,16 @@ def test_request_level_follows_status(status: int, level: str) -> None:
     bus.request("GET", "/v1/models", status, 0.001)
     data = bus.history[-1]["data"]
     assert data["level"] == level and data["content"] == f"GET /v1/models {status} 1.00ms"
+
+
+def test_events_queued_before_close_still_arrive() -> None:
+    async def scenario() -> None:
+        bus = LogBus()
+        sub = bus.subscribe(Selection(frozenset({"server"})))
+        bus.log("lm_jupyter is stopping", event="shutdown")
+        bus.close()
+        last = await sub.get(1)
+        assert last is not None and last["data"]["content"] == "lm_jupyter is stopping"
+        assert await sub.get(1) is None and sub.closed
+
+    asyncio.run(scenario())
