@@ -7,6 +7,7 @@ model saw (history, /reset, /system) and how each prediction ended (``userStoppe
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -18,7 +19,10 @@ from tests.e2e.isolated_server import IsolatedServer, isolated_server
 from tests.e2e.terminal import LMJ, LogCapture, Terminal, wait_until
 from tests.tiny_gguf import CHATML_TEMPLATE, write_tiny_model
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="drives lmj chat in tmux (apt-get install tmux)"),
+]
 
 
 @pytest.fixture(scope="module")
