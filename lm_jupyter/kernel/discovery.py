@@ -92,10 +92,11 @@ def remote_server(host: str | None, port: int | None) -> ServerInfo | None:
     """The server ``--host``/``--port`` name (``lms``'s remote options), with ``LM_JUPYTER_TOKEN``."""
     if host is None and port is None:
         return None
-    host = host or "127.0.0.1"
-    if ":" in host and not host.startswith("["):  # an IPv6 address
-        host = f"[{host}]"
-    base = host if host.startswith(("http://", "https://")) else f"http://{host}"
+    base = (host or "127.0.0.1").rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        if ":" in base and not base.startswith("["):  # an IPv6 address
+            base = f"[{base}]"
+        base = f"http://{base}"
     token = os.environ.get("LM_JUPYTER_TOKEN", "")
     return ServerInfo(f"{base}:{port or DEFAULT_PORT}/", token, None, "remote")
 
