@@ -195,3 +195,35 @@ def test_the_stream_ends_cleanly_when_the_server_stops(models_dir: Path, tmp_pat
     wait_until(lambda: any("closed the log stream" in line for line in capture.stderr), what="the end")
     assert capture.data()[-1]["details"] == {"event": "shutdown"}
     assert "".join(capture.stderr).endswith("The server closed the log stream.\n")
+
+
+def test_jit_loads_evictions_and_ttl_unloads_are_logged(own: IsolatedServer) -> None:
+    with httpx.Client(base_url=own.info.url, timeout=120, params={"token": own.info.token}) as http:
+        for model in http.get("api/v1/models").json()["models"]:  # what earlier tests loaded
+            for instance in model["loaded_instances"]:
+                http.post("api/v1/models/unload", json={"instance_id": instance["id"]})
+        capture = LogCapture(own.env, "--json", "--source", "server")
+        try:
+            for model, ttl in (("test/tiny-chat", 600), ("test/tiny-tools", 1)):  # one JIT instance at a time
+                body = {
+                    "model": model,
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "max_tokens": 2,
+                    "ttl": ttl,
+                }
+                assert http.post("v1/chat/completions", json=body).status_code == 200
+
+            def lifecycle() -> list[str]:
+                return [
+                    d["content"] for d in capture.data() if d["details"].get("event") in ("load", "unload")
+                ]
+
+            events = wait_until(lambda: len(lifecycle()) == 4 and lifecycle(), what="the TTL unload")
+        finally:
+            capture.stop()
+    assert events[0].startswith("Loaded test/tiny-chat as 'test/tiny-chat' (JIT) in ")
+    assert events[1] == "Auto-evicted JIT-loaded 'test/tiny-chat' to make room"
+    assert events[2].startswith("Loaded test/tiny-tools as 'test/tiny-tools' (JIT) in ")
+    assert events[3] == "Unloaded 'test/tiny-tools': idle for its TTL"
+    reasons = [d["details"].get("reason") for d in capture.data() if d["details"].get("event") == "unload"]
+    assert reasons == ["evicted", "ttl"]
