@@ -15,6 +15,7 @@ from ..kernel.client import Client, LmError
 from ..kernel.estimate_view import estimate_text
 from ..kernel.options import gpu_option, load_options
 from ..kernel.tables import Table, ls_json, ls_table, ps_table
+from . import chat, log_stream
 from .get import add_get_command
 
 
@@ -22,7 +23,13 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+# The server --host/--port name; main() sets it, so every command's _client() honours them.
+_remote: discovery.ServerInfo | None = None
+
+
 def _client() -> Client:
+    if _remote is not None:
+        return Client(_remote)
     if discovery.find_server() is None:
         _say("Starting the lm_jupyter server...")
     return Client.discover()
@@ -162,8 +169,28 @@ def cmd_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_log(args: argparse.Namespace) -> int:
+    return log_stream.run(_client(), args)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    return chat.run(_client(), args, colour=log_stream.use_colour())
+
+
+def _remote_options(parser: argparse.ArgumentParser) -> None:
+    """``lms``'s --host/--port: talk to that server (token: $LM_JUPYTER_TOKEN), start none."""
+    group = parser.add_argument_group("remote server (default: $LM_JUPYTER_URL, else the local one)")
+    group.add_argument("--host", default=argparse.SUPPRESS, help="host of the lm_jupyter server to use")
+    group.add_argument("--port", type=int, default=argparse.SUPPRESS, help="its port (default 1234)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lmj", description="Run local LLMs: the lm_jupyter CLI.")
+    parser = argparse.ArgumentParser(
+        prog="lmj",
+        description="Run local LLMs: the lm_jupyter CLI.",
+        epilog="Exit status: 0 on success, 1 on failure, 2 on bad arguments, 130 after Ctrl+C.",
+    )
+    _remote_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("import", help="Copy or hard-link a GGUF file into the models folder.")
@@ -226,11 +253,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preset", help="List, show, save and delete presets.")
     admin.add_preset_commands(p)
     p.set_defaults(func=cmd_admin, action_of=admin.preset_command)
+
+    p = sub.add_parser("log", help="Stream the server's log (lmj log stream).")
+    log_stream.add_arguments(p)
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("chat", help="Chat with a model in the terminal.")
+    chat.add_arguments(p)
+    p.set_defaults(func=cmd_chat)
+
+    for name, command in sub.choices.items():
+        if name not in ("import", "server"):  # these never talk to a server (`server` binds --host/--port)
+            _remote_options(command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _remote
     args = build_parser().parse_args(argv)
+    if args.command != "server":
+        _remote = discovery.remote_server(getattr(args, "host", None), getattr(args, "port", None))
     try:
         return int(args.func(args))
     except BrokenPipeError:  # output piped into `head` and friends

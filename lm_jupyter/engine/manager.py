@@ -31,6 +31,10 @@ from .turn import Turn
 
 log = logging.getLogger("lm_jupyter")
 
+# An observer of the manager (the server's log stream wires one in, so engine never imports
+# server): called on the event loop with an event name and its fields, see ModelManager.notify.
+Listener = Callable[[str, dict[str, Any]], None]
+
 
 @dataclass
 class ModelGroup:
@@ -74,6 +78,16 @@ class ModelManager:
         self._pending: dict[str, tuple[LocalModel, LoadOptions, bool]] = {}
         self.instances: dict[str, Instance] = {}
         self._loading: dict[str, asyncio.Task[Instance]] = {}
+        self.listeners: list[Listener] = []
+
+    def notify(self, event: str, **fields: Any) -> None:
+        """Tell the observers: ``loaded``, ``load_failed``, ``unloaded`` (with a ``reason``),
+        ``prediction_input`` and ``prediction_output``. An observer that fails never fails a request."""
+        for listener in list(self.listeners):
+            try:
+                listener(event, fields)
+            except Exception:
+                log.exception("A model event listener failed on '%s'", event)
 
     # -- what exists ---------------------------------------------------------------------
 
@@ -217,6 +231,7 @@ class ModelManager:
         if event["ev"] != "loaded":
             await worker.stop()
             reason = event.get("message") or (worker.dead.message if worker.dead else "unknown error")
+            self.notify("load_failed", identifier=identifier, key=facts.key, message=reason)
             raise APIError(
                 f"Failed to load model '{facts.key}': {reason}",
                 status=500,
@@ -238,6 +253,15 @@ class ModelManager:
         self.guard.offload.reported = bool(event["gpu_offload_supported"])
         self.instances[identifier] = instance
         self._ensure_reaper()
+        self.notify(
+            "loaded",
+            identifier=identifier,
+            key=facts.key,
+            path=facts.path,
+            context_length=instance.context_length,
+            load_time=instance.load_time,
+            jit=jit,
+        )
         log.info(
             "Loaded %s as '%s' (pid %s, context %d%s) in %.2fs%s",
             facts.key,
@@ -264,7 +288,7 @@ class ModelManager:
                 await asyncio.sleep(self.reap_interval)
             if victim.identifier in self.instances:
                 log.info("Auto-evicting JIT-loaded '%s' to make room", victim.identifier)
-                await self.unload(victim.identifier)
+                await self.unload(victim.identifier, reason="evicted")
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
@@ -280,13 +304,15 @@ class ModelManager:
                     log.info(
                         "Unloading '%s': idle for its TTL of %gs", instance.identifier, instance.options.ttl
                     )
-                    await self.unload(instance.identifier)
+                    await self.unload(instance.identifier, reason="ttl")
 
     def _worker_exited(self, worker: WorkerProcess) -> None:
         for identifier, inst in list(self.instances.items()):
             if inst.worker is worker:
                 del self.instances[identifier]
                 log.info("Unloaded '%s'", identifier)
+                key = inst.model.facts.key
+                self.notify("unloaded", identifier=identifier, key=key, reason="worker exited")
 
     # -- memory (engine/guardrail.py) -------------------------------------------------------
 
@@ -334,7 +360,7 @@ class ModelManager:
             self.guard.plan, model, n_ctx, options.gpu, options.flash_attention, in_use=in_use, freed=freed
         )
 
-    async def unload(self, identifier: str) -> None:
+    async def unload(self, identifier: str, reason: str = "requested") -> None:
         instance = self.instances.get(identifier)
         if instance is None:
             raise APIError(
@@ -345,6 +371,7 @@ class ModelManager:
             )
         self.instances.pop(identifier, None)
         await instance.worker.stop()
+        self.notify("unloaded", identifier=identifier, key=instance.model.facts.key, reason=reason)
 
     async def shutdown(self) -> None:
         if self._reaper is not None:
@@ -392,7 +419,7 @@ class ModelManager:
                 several=request.parallel_tool_calls and named is None,
             )
         generation = await self._generate(instance, request, prepared.prompt, "messages", tool_calls=forced)
-        return instance, Turn(generation, parser, AssistantMessage(field, prepared.names))
+        return instance, Turn(generation, parser, AssistantMessage(field, prepared.names), self._turn_done)
 
     def _reasoning_field(self, requested: str | None, family: str) -> str | None:
         """Where reasoning goes: the request's choice, else the setting; gpt-oss uses
@@ -405,7 +432,13 @@ class ModelManager:
     async def complete(self, request: CompletionRequest) -> tuple[Instance, Turn]:
         instance = await self._llm_for(request)
         generation = await self._generate(instance, request, request.prompt_text(), "prompt")
-        return instance, Turn(generation, None, AssistantMessage(None))
+        return instance, Turn(generation, None, AssistantMessage(None), self._turn_done)
+
+    def _turn_done(self, turn: Turn) -> None:
+        instance = turn.generation.instance
+        self.notify(
+            "prediction_output", identifier=instance.identifier, text="".join(turn.raw), outcome=turn.outcome
+        )
 
     async def embed(
         self, model: str, texts: list[str], ttl: float | None = None
@@ -476,6 +509,9 @@ class ModelManager:
             )
         generation = await instance.generate(params)
         await generation.start(prompt_param)
+        self.notify(
+            "prediction_input", identifier=instance.identifier, path=instance.model.facts.path, prompt=prompt
+        )
         return generation
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -14,15 +14,22 @@ from .instance import Generation
 
 class Turn:
     def __init__(
-        self, generation: Generation, parser: OutputParser | None, message: AssistantMessage
+        self,
+        generation: Generation,
+        parser: OutputParser | None,
+        message: AssistantMessage,
+        on_done: Callable[[Turn], None] | None = None,
     ) -> None:
         self.generation = generation
         self.parser = parser
         self.message = message
         self.outcome: Outcome | None = None
+        self.on_done = on_done  # the manager's observers hear about every finished turn
+        self.raw: list[str] = []  # the model's text as generated, before parsing
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         async for piece in self.generation:
+            self.raw.append(piece)
             for event in self.parser.feed(piece) if self.parser else [TextDelta(piece)]:
                 delta = self.message.add(event)
                 if delta:
@@ -37,6 +44,8 @@ class Turn:
         if self.message.complete_calls() and not truncated:
             outcome = replace(outcome, stop_reason="toolCalls")
         self.outcome = replace(outcome, reasoning_tokens=self._reasoning_tokens(outcome))
+        if self.on_done is not None:
+            self.on_done(self)
 
     def _reasoning_tokens(self, outcome: Outcome) -> int:
         """Tokens are counted in the worker, text here: split the count by characters."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -142,11 +142,13 @@ class Client:
     def pause_download(self, job_id: str) -> dict[str, Any]:
         return dict(self._request("DELETE", f"api/v1/models/download/{quote(job_id, safe='')}"))
 
-    def chat_stream(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Stream ``/v1/chat/completions`` chunks; closing the iterator cancels the generation."""
+    def chat_stream(self, body: dict[str, Any], *, stats: bool = False) -> Iterator[dict[str, Any]]:
+        """Stream ``/v1/chat/completions`` chunks; closing the iterator cancels the generation.
+        ``stats``: use the ``/api/v0`` twin, whose last chunk adds LM Studio's ``stats``."""
         payload = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        path = "api/v0/chat/completions" if stats else "v1/chat/completions"
         try:
-            with self.http.stream("POST", "v1/chat/completions", json=payload) as response:
+            with self.http.stream("POST", path, json=payload) as response:
                 if response.status_code >= 400:
                     raise _error_from(response.status_code, response.read())
                 for line in response.iter_lines():
@@ -159,6 +161,35 @@ class Client:
                     if "error" in chunk:
                         raise LmError(chunk["error"]["message"], code=chunk["error"].get("code"))
                     yield chunk
+        except httpx.HTTPError as exc:
+            raise LmError(f"Lost the connection to {self.server.url}: {exc}") from None
+
+    def log_stream(
+        self,
+        sources: list[str],
+        filters: list[str] | None = None,
+        history: int = 0,
+        on_connected: Callable[[], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The server's live log events (``GET /api/v1/logs/stream``), until the server stops
+        or the iterator is closed; ``history``: first up to that many recent events.
+        ``on_connected`` runs once the server has subscribed us: later events will arrive."""
+        params: dict[str, Any] = {"source": ",".join(sources)}
+        if filters:
+            params["filter"] = ",".join(filters)
+        if history:
+            params["history"] = history
+        # The server sends a keep-alive every 15 s: a minute of silence is a dead connection.
+        timeout = httpx.Timeout(60, connect=10)
+        try:
+            with self.http.stream("GET", "api/v1/logs/stream", params=params, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    raise _error_from(response.status_code, response.read())
+                if on_connected is not None:
+                    on_connected()
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        yield json.loads(line[6:])
         except httpx.HTTPError as exc:
             raise LmError(f"Lost the connection to {self.server.url}: {exc}") from None
 

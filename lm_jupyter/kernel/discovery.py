@@ -88,6 +88,19 @@ def env_server() -> ServerInfo | None:
     return ServerInfo(url if url.endswith("/") else url + "/", os.environ.get("LM_JUPYTER_TOKEN", ""))
 
 
+def remote_server(host: str | None, port: int | None) -> ServerInfo | None:
+    """The server ``--host``/``--port`` name (``lms``'s remote options), with ``LM_JUPYTER_TOKEN``."""
+    if host is None and port is None:
+        return None
+    base = (host or "127.0.0.1").rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        if ":" in base and not base.startswith("["):  # an IPv6 address
+            base = f"[{base}]"
+        base = f"http://{base}"
+    token = os.environ.get("LM_JUPYTER_TOKEN", "")
+    return ServerInfo(f"{base}:{port or DEFAULT_PORT}/", token, None, "remote")
+
+
 def headless_server() -> ServerInfo | None:
     """The server ``lmj server start`` left running, if its process is still alive."""
     path = runtime_file()

@@ -41,6 +41,7 @@ from .client import Client, LmError
 from .discovery import ServerInfo, find_server
 from .download_view import choose_automatically, follow, option_short, progress_line
 from .estimate_view import estimate_text
+from .log_view import add_log_stream_arguments, stream_events
 from .options import gpu_option, load_options
 from .pytools import ToolError, tools_from
 from .tables import Table, ls_json, ls_table, ps_table
@@ -130,6 +131,9 @@ def _lms_parser() -> _Parser:
 
     history = commands.add_parser("history", help="the %%chat conversation so far")
     history.add_argument("--json", action="store_true", help="return the messages as Python data")
+    log = commands.add_parser("log", help="the server's live log")
+    log_commands = log.add_subparsers(dest="log_command", metavar="COMMAND", parser_class=_Parser)
+    add_log_stream_arguments(log_commands.add_parser("stream", help="print log events until interrupted"))
     return parser
 
 
@@ -228,7 +232,7 @@ class LmMagics(Magics):
 
     @line_magic
     def lms(self, line: str) -> Any:
-        """Manage models: ``%lms ls|load|ps|unload|preset|history|connect|server status`` (see --help)."""
+        """Manage models: ``%lms ls|load|ps|unload|get|preset|history|log stream|connect|server status``."""
         try:
             args = _lms_parser().parse_args(_split(line))
             if args.command is None:
@@ -348,6 +352,23 @@ class LmMagics(Magics):
             system = [{"role": "system", "content": self.session.system}] if self.session.system else []
             return [*system, *self.session.messages]
         return ChatReply(self.session.transcript())
+
+    def _lms_log(self, args: argparse.Namespace) -> None:
+        """``%lms log stream``: prints events live until the kernel is interrupted."""
+        if args.log_command != "stream":
+            raise MagicError("%lms log: the only command is `%lms log stream` (see its --help).")
+
+        def connected() -> None:
+            print("Streaming logs from lm_jupyter; interrupt the kernel to stop.", flush=True)
+
+        try:
+            stream_events(self.client, args, sys.stdout, colour=False, on_connected=connected)
+        except ValueError as exc:
+            raise MagicError(f"%lms log stream: {exc}") from None
+        except KeyboardInterrupt:
+            print("Stopped streaming logs.")
+            return
+        print("The server closed the log stream.", file=sys.stderr)
 
     def _lms_connect(self, args: argparse.Namespace) -> None:
         url = args.url if args.url.endswith("/") else args.url + "/"

@@ -18,15 +18,30 @@ from .._version import __version__
 from ..engine.hardware import parse_size
 from ..engine.manager import ModelManager
 from ..hub.store import models_dir_from_env
-from . import admin_handlers, download_handlers, estimate_handlers, handlers, metrics, responses_handlers
+from . import (
+    admin_handlers,
+    download_handlers,
+    estimate_handlers,
+    handlers,
+    log_handlers,
+    metrics,
+    responses_handlers,
+)
 from .downloads import DOWNLOADS_SETTING, Downloads
+from .log_bus import LOG_BUS_SETTING, LogBus
 from .presets import PRESETS_SETTING, PresetStore, presets_dir_from_env
 from .response_store import RESPONSES_SETTING, ResponseStore, default_responses_db
 from .tokens import TOKENS_SETTING, TokenStore, default_tokens_file
 
 # Every route the extension serves (tests enumerate this list to check that each one is authenticated).
-ROUTES = [*handlers.ROUTES, *admin_handlers.ROUTES, *estimate_handlers.ROUTES, *download_handlers.ROUTES]
-ROUTES += responses_handlers.ROUTES
+ROUTES = [
+    *handlers.ROUTES,
+    *admin_handlers.ROUTES,
+    *estimate_handlers.ROUTES,
+    *download_handlers.ROUTES,
+    *log_handlers.ROUTES,
+    *responses_handlers.ROUTES,
+]
 
 
 class LmJupyterApp(ExtensionApp):
@@ -146,8 +161,12 @@ class LmJupyterApp(ExtensionApp):
             max_memory=parse_size(self.max_memory) if self.max_memory else 0,
         )
         metrics.watch(self.manager)
+        self.log_bus = LogBus()
+        self.log_bus.secrets.add(getattr(self.serverapp.identity_provider, "token", "") or "")
+        self.manager.listeners.append(self.log_bus.manager_event)
         self.settings.update(
             {
+                LOG_BUS_SETTING: self.log_bus,
                 TOKENS_SETTING: TokenStore(Path(self.tokens_file).expanduser()),
                 PRESETS_SETTING: PresetStore(Path(self.presets_dir).expanduser()),
                 DOWNLOADS_SETTING: Downloads(self.manager),
@@ -157,12 +176,23 @@ class LmJupyterApp(ExtensionApp):
             }
         )
         self.log.info("lm_jupyter %s serving models from %s", __version__, self.models_dir)
+        self.log_bus.log(
+            f"lm_jupyter {__version__} started on port {self.serverapp.port}, "
+            f"serving models from {self.models_dir}",
+            event="startup",
+            version=__version__,
+            port=self.serverapp.port,
+            modelsDir=self.models_dir,
+        )
 
     def initialize_handlers(self) -> None:
         kwargs: dict[str, Any] = {"manager": self.manager}
         self.handlers.extend((pattern, handler, kwargs) for pattern, handler in ROUTES)
 
     async def stop_extension(self) -> None:
+        self.log_bus.log("lm_jupyter is stopping", event="shutdown")
+        self.log_bus.close()
+        await self.log_bus.wait_closed(timeout=2)
         await self.settings[DOWNLOADS_SETTING].shutdown()
         await self.manager.shutdown()
         self.settings[RESPONSES_SETTING].close()

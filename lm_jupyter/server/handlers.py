@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from tornado import web
@@ -36,6 +36,7 @@ from ..engine.manager import ModelManager
 from ..engine.turn import Turn
 from . import metrics
 from .auth import ApiTokenAuthHandler
+from .log_bus import LOG_BUS_SETTING
 from .presets import PRESETS_SETTING
 
 log = logging.getLogger("lm_jupyter")
@@ -94,6 +95,14 @@ class BaseHandler(ApiTokenAuthHandler):
             log.info("Client disconnected. Stopping generation...")
             self._cancel_task = asyncio.ensure_future(self.generation.cancel())
 
+    def on_finish(self) -> None:
+        """Every request to our routes goes to the live log (``lmj log stream --source server``)."""
+        bus = self.settings.get(LOG_BUS_SETTING)
+        if bus is not None:
+            request = self.request
+            bus.request(request.method or "", request.uri or "", self.get_status(), request.request_time())
+        super().on_finish()
+
 
 class ModelsHandler(BaseHandler):
     @web.authenticated
@@ -150,10 +159,13 @@ class _GenerationHandler(BaseHandler):
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         obj = "chat.completion.chunk" if chat else "text_completion"
+        # Held, not re-created: after a disconnect _drain() reads this same stream to its end
+        # (a dropped iterator would be finalized, forgetting the request before its `done`).
+        deltas = aiter(self.generation)
         try:
             if chat:  # the role arrives at once, before the first token, as OpenAI does
                 await self.send(shapes.chat_chunk(env, {"role": "assistant", "content": ""}))
-            async for delta in self.generation:
+            async for delta in deltas:
                 await self.send(
                     shapes.chat_chunk(env, delta) if chat else shapes.completion_chunk(env, delta["content"])
                 )
@@ -171,6 +183,7 @@ class _GenerationHandler(BaseHandler):
                 await self.send(shapes.usage_chunk(env, obj, outcome))
         except StreamClosedError:
             await self.generation.cancel()
+            await _drain(deltas)
             return
         except APIError as exc:
             log.warning("Error after streaming began: %s", exc.message)
@@ -292,6 +305,16 @@ class V1UnloadHandler(BaseHandler):
         request = parse_request(UnloadRequest, self.request.body)
         await self.manager.unload(request.instance_id)
         self.write_json({"instance_id": request.instance_id})
+
+
+async def _drain(deltas: AsyncIterator[dict[str, Any]]) -> None:
+    """After a cancel, read the turn to its end (the worker stops within a token), so it
+    finishes like any other: instance idle at once, outcome ``userStopped`` in the log."""
+    try:
+        async for _delta in deltas:
+            pass
+    except APIError as exc:
+        log.info("Stopped generation ended with an error: %s", exc.message)
 
 
 def load_options(request: LoadRequest) -> LoadOptions:
