@@ -184,7 +184,9 @@ def test_chat_streams_and_keeps_history(kernel: Kernel, magics_server: ServerInf
         view = chat_view(run)
         assert view.state["prompt"] == "Hello there" and view.state["model"] == CHAT
         assert view.state["status"] == "done"
-        assert view.updates >= 2  # streamed: waiting, then text (batched), then done
+        # The tiny model answers 8 tokens within one update period (50 ms), so it may be one update;
+        # streaming over many updates is checked with an endless generation in the stop tests.
+        assert view.updates >= 1
         final = view.markdown
         tokens = re.search(r"· (\d+) tokens?\b", final)  # the footer; the model may stop early
         assert tokens and int(tokens.group(1)) <= 8 and CHAT in final, final
