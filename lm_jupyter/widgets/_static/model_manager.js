@@ -69,7 +69,8 @@ function render({ model, el: root }) {
     event.stopPropagation();
     model.send({ type: "search", query: query.value });
   });
-  // Keys typed here are the text box's, not the notebook's shortcuts (a, b, dd, ...).
+  // Keys typed here are the text box's, not the notebook's shortcuts (a, b, dd, Enter, ...).
+  query.dataset.lmSuppressShortcuts = "true";
   query.addEventListener("keydown", (event) => event.stopPropagation());
   const results = el("table", "lmj-mm-results");
   const options = el("div", "lmj-mm-options");
