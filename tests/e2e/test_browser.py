@@ -275,7 +275,8 @@ def check_download(page: object, prefix: str, repo: str) -> None:
     result.wait_for(timeout=30_000)
     manager.locator(".lmj-mm-variant.lmj-mm-recommended[data-quantization='Q8_0']").wait_for(timeout=30_000)
     result.locator("button.lmj-mm-download").click()
-    job = manager.locator(".lmj-mm-job[data-status='downloading']")
+    # the jobs list shows every job on the server (the other UI's download too): find this one's
+    job = manager.locator(f".lmj-mm-job[data-model='{repo}'][data-status='downloading']")
     job.wait_for(timeout=30_000)
     fill = job.locator(".lmj-mm-job-fill")
     deadline = time.monotonic() + 20
@@ -286,7 +287,7 @@ def check_download(page: object, prefix: str, repo: str) -> None:
     assert "%" in caption and "/ 2.40 MB" in caption, caption
     assert job.locator("button.lmj-mm-pause").is_visible()
     manager.screenshot(path=str(ARTIFACTS / f"{prefix}model-manager-download.png"))
-    done = manager.locator(".lmj-mm-job[data-status='completed']")
+    done = manager.locator(f".lmj-mm-job[data-model='{repo}'][data-status='completed']")
     done.wait_for(timeout=60_000)
     assert done.locator(".lmj-mm-job-value").inner_text().startswith(f"Done: {key}")
     manager.locator(f"tr.lmj-mm-model[data-key='{key}']").wait_for(timeout=10_000)  # listed, loadable

@@ -261,6 +261,7 @@ function render({ model, el: root }) {
     for (const j of model.get("downloads")) {
       const row = el("div", "lmj-mm-job");
       row.dataset.id = j.job_id;
+      row.dataset.model = j.model;
       row.dataset.status = j.status;
       const track = el("div", "lmj-mm-track");
       const fill = el("div", "lmj-mm-fill lmj-mm-job-fill");
