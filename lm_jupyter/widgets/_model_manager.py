@@ -283,10 +283,9 @@ class ModelManager(anywidget.AnyWidget):
 
         def run() -> None:
             job = self.client.download(model, quantization)
-            if job["status"] == "already_downloaded":
-                self.hub_status = f"Already downloaded: {job.get('model_key') or model}."
-            else:
-                self.hub_status = f"Downloading {model} {job['quantization']}."
+            # a started job speaks through its bar
+            already = job["status"] == "already_downloaded"
+            self.hub_status = f"Already downloaded: {job.get('model_key') or model}." if already else ""
             self.refresh_downloads()
             self._wake.set()
 
