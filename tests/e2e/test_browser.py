@@ -186,6 +186,9 @@ def test_quickstart(lab: Lab, ui: str) -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             run_all(page, lab.page("quickstart.ipynb", ui))
+            # the UI asked for, not a redirect: Notebook 7 marks its notebook page on <body>
+            notebook7 = page.locator("body[data-notebook='notebooks']").count() == 1
+            assert notebook7 == (ui == "notebook")
             check_chat_view(page, prefix)
             check_model_manager(page, prefix)
             page.screenshot(path=str(ARTIFACTS / f"{prefix}quickstart-page.png"), full_page=True)
