@@ -186,9 +186,17 @@ class ModelManager(anywidget.AnyWidget):
             return
         self.downloads = jobs
         finished = {job["job_id"] for job in jobs if job["status"] == "completed"}
-        if finished - self._finished:
-            self._refresh_models()
+        new = finished - self._finished
         self._finished = finished
+        if not new:
+            return
+        self._refresh_models()
+        shown = self.hub_options.get("repo")
+        if any(job["model"] == shown for job in jobs if job["job_id"] in new):
+            try:  # its variants now say "downloaded"
+                self._fetch_options(shown, self._searches)
+            except LmError as exc:
+                self.hub_error = str(exc)
 
     def _poll(self) -> None:
         last = time.monotonic()

@@ -101,8 +101,8 @@ def test_search_variants_and_download_the_recommended_one(dl: IsolatedServer, re
         sent = updates(recording_comm, manager.comm.comm_id)
         assert any(s.get("downloads") and s["downloads"][-1]["status"] == "completed" for s in sent)
 
-        frontend_sends(manager, {"type": "options", "repo": CHAT})
-        wait_for(lambda: any(v["downloaded"] for v in manager.hub_options["variants"]))
+        # the variants shown are read again: the downloaded one says so
+        wait_for(lambda: any(v["downloaded"] for v in manager.hub_options["variants"]), timeout=10)
         assert [v["quantization"] for v in manager.hub_options["variants"] if v["downloaded"]] == ["Q8_0"]
         manager.download(CHAT, "Q8_0").join(30)
         assert manager.hub_status == "Already downloaded: test-org/tiny-chat." and not manager.hub_error
