@@ -149,6 +149,7 @@ class ModelManager(anywidget.AnyWidget):
         self._search_lock = threading.Lock()
         self._searches = 0  # a newer search makes an older one's late answer stale
         self._finished: set[str] = set()  # completed job ids already seen
+        self._downloads_lock = threading.Lock()  # the poller and a button's thread may both read
         self.on_msg(self._on_frontend_msg)
         self.refresh()
         self._poller: threading.Thread | None = None
@@ -179,15 +180,16 @@ class ModelManager(anywidget.AnyWidget):
 
     def refresh_downloads(self) -> None:
         """Re-read the server's download jobs; a newly finished one brings its model into the list."""
-        try:
-            jobs = job_rows(self.client.downloads())
-        except LmError as exc:
-            self.hub_error = str(exc)
-            return
-        self.downloads = jobs
-        finished = {job["job_id"] for job in jobs if job["status"] == "completed"}
-        new = finished - self._finished
-        self._finished = finished
+        with self._downloads_lock:
+            try:
+                jobs = job_rows(self.client.downloads())
+            except LmError as exc:
+                self.hub_error = str(exc)
+                return
+            self.downloads = jobs
+            finished = {job["job_id"] for job in jobs if job["status"] == "completed"}
+            new = finished - self._finished
+            self._finished = finished
         if not new:
             return
         self._refresh_models()
