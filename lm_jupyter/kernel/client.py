@@ -139,6 +139,10 @@ class Client:
     def download_status(self, job_id: str) -> dict[str, Any]:
         return dict(self._request("GET", f"api/v1/models/download/status/{quote(job_id, safe='')}"))
 
+    def downloads(self) -> list[dict[str, Any]]:
+        """Every download job the server has run, oldest first, wherever it was started."""
+        return list(self._request("GET", "api/v1/models/download")["data"])
+
     def pause_download(self, job_id: str) -> dict[str, Any]:
         return dict(self._request("DELETE", f"api/v1/models/download/{quote(job_id, safe='')}"))
 

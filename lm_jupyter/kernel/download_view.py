@@ -24,14 +24,18 @@ BAR_WIDTH = 22
 
 def candidate_line(index: int, result: dict[str, Any]) -> str:
     """``  1. owner/repo  Q4_K_M, Q8_0  0.68 MB - 2.40 MB``, like ``lms get``'s model list."""
-    variants = result["variants"]
-    quants = ", ".join(v["quantization"] for v in variants)
+    quants = ", ".join(v["quantization"] for v in result["variants"])
+    exact = "[Exact Match] " if result.get("exact_match") else ""
+    return f"{index:3}. {exact}{result['repo']}  {quants}  {size_span(result['variants'])}"
+
+
+def size_span(variants: list[dict[str, Any]]) -> str:
+    """``0.68 MB - 2.40 MB``: the smallest and largest of a repo's variants."""
     sizes = sorted(v["size_bytes"] for v in variants)
     span = format_size(sizes[0])
     if sizes[-1] != sizes[0]:
         span += f" - {format_size(sizes[-1])}"
-    exact = "[Exact Match] " if result.get("exact_match") else ""
-    return f"{index:3}. {exact}{result['repo']}  {quants}  {span}"
+    return span
 
 
 def option_line(option: dict[str, Any]) -> str:
@@ -54,21 +58,37 @@ def option_short(option: dict[str, Any]) -> str:
     return f"{option['name']} [{option['quantization']}] ({format_size(option['download_bytes'])})"
 
 
-def progress_line(status: dict[str, Any]) -> str:
-    """``[█████▌         ] 45.00% | 1.08 MB / 2.40 MB | 87.50 MB/s | ETA 00:01``."""
+def progress_parts(status: dict[str, Any]) -> dict[str, Any]:
+    """A job's progress as shown: the text line below and the ModelManager's bars share it.
+    ``speed`` and ``eta`` are empty unless the job is moving."""
     total = int(status.get("total_size_bytes") or 0)
     done = int(status.get("downloaded_bytes") or 0)
     ratio = min(1.0, done / total) if total else 0.0
-    full = int(ratio * BAR_WIDTH)
-    partial = "▏▎▍▌▋▊▉█"[int((ratio * BAR_WIDTH - full) * 8)] if full < BAR_WIDTH else ""
-    bar = ("█" * full + partial).ljust(BAR_WIDTH)
+    parts = {
+        "ratio": ratio,
+        "percent": f"{ratio * 100:.2f}%",
+        "bytes": f"{format_size(done)} / {format_size(total)}",
+        "speed": "",
+        "eta": "",
+    }
     speed = float(status.get("bytes_per_second") or 0)
-    line = f"[{bar}] {ratio * 100:6.2f}% | {format_size(done)} / {format_size(total)}"
     if speed > 0:
         left = round((total - done) / speed)
         hours, minutes, seconds = left // 3600, left // 60 % 60, left % 60
-        eta = f"{hours:02d}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
-        line += f" | {format_size(int(speed))}/s | ETA {eta}"
+        parts["eta"] = f"{hours:02d}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
+        parts["speed"] = f"{format_size(int(speed))}/s"
+    return parts
+
+
+def progress_line(status: dict[str, Any]) -> str:
+    """``[█████▌         ] 45.00% | 1.08 MB / 2.40 MB | 87.50 MB/s | ETA 00:01``."""
+    parts = progress_parts(status)
+    full = int(parts["ratio"] * BAR_WIDTH)
+    partial = "▏▎▍▌▋▊▉█"[int((parts["ratio"] * BAR_WIDTH - full) * 8)] if full < BAR_WIDTH else ""
+    bar = ("█" * full + partial).ljust(BAR_WIDTH)
+    line = f"[{bar}] {parts['percent']:>7} | {parts['bytes']}"
+    if parts["speed"]:
+        line += f" | {parts['speed']} | ETA {parts['eta']}"
     return line
 
 

@@ -3,6 +3,8 @@
 - ``POST /api/v1/models/download`` ``{model, quantization?}``: LM Studio's route; answers
   ``{job_id, status: "downloading", total_size_bytes, started_at}`` or
   ``{status: "already_downloaded"}``.
+- ``GET /api/v1/models/download`` (ours): ``{data: [...]}``, every job this server has run, oldest
+  first, with the status route's fields, so a client can show downloads it did not start.
 - ``GET /api/v1/models/download/status/{job_id}``: LM Studio's status fields.
 - ``DELETE /api/v1/models/download/{job_id}``: stop the job (status ``paused``); its ``.part``
   files stay, so downloading the same variant again resumes where it stopped.
@@ -47,6 +49,10 @@ class _HubHandler(BaseHandler):
 
 
 class DownloadHandler(_HubHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        self.write_json({"data": self.downloads.listing()})
+
     @web.authenticated
     async def post(self) -> None:
         request = parse_request(DownloadRequest, self.request.body)

@@ -240,6 +240,10 @@ class Downloads:
     def status(self, job_id: str) -> dict[str, Any]:
         return self._job(job_id).to_json()
 
+    def listing(self) -> list[dict[str, Any]]:
+        """Every job since the server started, oldest first (a dict keeps insertion order)."""
+        return [job.to_json() for job in self.jobs.values()]
+
     async def pause(self, job_id: str) -> dict[str, Any]:
         """Stop a running job; its ``.part`` files stay, so the next download resumes them."""
         job = self._job(job_id)

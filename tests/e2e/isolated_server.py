@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from lm_jupyter.kernel.discovery import ServerInfo, free_port, start_headless, stop_process
 from tests.e2e.test_cli import lmj
 
@@ -58,3 +60,22 @@ def isolated_server(folder: Path, models_dir: Path, config: Sequence[str] = ()) 
     finally:
         assert info.pid is not None
         stop_process(info.pid)
+
+
+@contextlib.contextmanager
+def hub_server(
+    folder: Path, hub_endpoint: str, config: Sequence[str] = (), hf_token: str | None = None
+) -> Iterator[IsolatedServer]:
+    """An isolated server with an empty ``folder/models`` that downloads from a stand-in Hub
+    (``tests/hub_standin.py``) through the real ``huggingface_hub`` client."""
+    (folder / "models").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_ENDPOINT", hub_endpoint)
+        mp.setenv("HF_HOME", str(folder / "hf"))
+        mp.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        for name in ("HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN"):
+            mp.delenv(name, raising=False)
+        if hf_token:
+            mp.setenv("HF_TOKEN", hf_token)  # the server's Hugging Face token
+        with isolated_server(folder, folder / "models", config) as server:
+            yield server

@@ -1,10 +1,13 @@
-"""JupyterLab in a real browser: the quickstart runs, and the widgets render.
+"""JupyterLab 4 and Notebook 7 in a real browser: the quickstart runs, and the widgets render.
 
-The test starts JupyterLab (with this extension, serving the test models) on a free port with
-a token, opens ``notebooks/quickstart.ipynb`` in Debian's chromium driven by Playwright, runs
-all cells, and checks what a user sees: the ChatView with streamed text, a reasoning section
-and a stats footer, and the ModelManager's memory-estimate bars. The kernel finds the server
-by itself (``JPY_PARENT_PID``), as it does for users. Screenshots go to ``tests/artifacts/``.
+The test starts JupyterLab (with this extension, serving the test models; Notebook 7 is served
+by the same server at ``/notebooks/``) on a free port with a token, opens
+``notebooks/quickstart.ipynb`` in Debian's chromium driven by Playwright, runs all cells, and
+checks what a user sees, in each of the two UIs: the ChatView with streamed text, a reasoning
+section and a stats footer, the ModelManager's memory-estimate bars, and its download box: a
+Hub search (a stand-in Hub, ``tests/hub_standin.py``), a Download click and the live progress
+bar, until the model is in the list. The kernel finds the server by itself
+(``JPY_PARENT_PID``), as it does for users. Screenshots go to ``tests/artifacts/``.
 
 The quickstart chats with ``test/tiny-think``, whose output is forced to hold a ``<think>``
 block (tests/e2e/forced_output.py), so the reasoning section has real streamed content.
@@ -24,8 +27,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import gguf
 import httpx
 import pytest
+from hub_standin import HubFile, HubRepo, StandinHub
 from tiny_gguf import write_tiny_model
 
 from lm_jupyter.kernel.discovery import free_port
@@ -60,12 +65,18 @@ STOP_NOTEBOOK = {
 }  # fmt: skip
 
 
+UIS = ["lab", "notebook"]  # JupyterLab 4 and Notebook 7
+
+
 @dataclass
 class Lab:
     url: str
     token: str
+    root: Path  # the notebooks folder it serves
 
-    def page(self, notebook: str) -> str:
+    def page(self, notebook: str, ui: str = "lab") -> str:
+        if ui == "notebook":
+            return f"{self.url}notebooks/{notebook}?token={self.token}"
         # ?reset: a fresh workspace, so only this notebook is open (not the last test's too)
         return f"{self.url}lab/tree/{notebook}?reset&token={self.token}"
 
@@ -76,9 +87,31 @@ class Lab:
         return found[0] if found else None
 
 
+def hub_repo(ui: str) -> str:
+    """The repo each UI's download box downloads (one each: the second would be downloaded)."""
+    return f"test-org/tiny-{ui}-GGUF"
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """JupyterLab serving a copy of notebooks/ and tiny test models."""
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
+    """A slow Hub: each 2.4 MB download takes about five seconds, long enough to watch."""
+    src = tmp_path_factory.mktemp("hub")
+    hub = StandinHub().start()
+    for seed, ui in enumerate(UIS):
+        name = f"tiny-{ui}-Q8_0.gguf"
+        file = write_tiny_model(
+            src / name, n_embd=128, file_type=gguf.LlamaFileType.MOSTLY_Q8_0, seed=50 + seed
+        )
+        hub.add(HubRepo(hub_repo(ui), [HubFile(name, file.read_bytes())], throttle=0.15))
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, hub: StandinHub) -> Iterator[Lab]:
+    """JupyterLab serving a copy of notebooks/ and tiny test models, downloading from ``hub``."""
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     (root / "notebooks" / "stop.ipynb").write_text(json.dumps(STOP_NOTEBOOK))
@@ -86,8 +119,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     endless = models_dir / "test" / "tiny-endless-GGUF" / "tiny-endless-F32.gguf"
     write_tiny_model(endless, context_length=32768, seed=1)
     token, port = secrets.token_hex(16), free_port("127.0.0.1", 0)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LM_JUPYTER_", "JPY_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LM_JUPYTER_", "JPY_", "HF_"))}
     env.update(
+        HF_ENDPOINT=hub.endpoint,
+        HF_HOME=str(root / "hf"),
+        HF_HUB_DISABLE_TELEMETRY="1",
         JUPYTER_RUNTIME_DIR=str(root / "runtime"),
         IPYTHONDIR=str(write_ipython_dir(root / "ipython")),
         LM_JUPYTER_QUICKSTART_MODEL=THINK_MODEL,
@@ -113,7 +149,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 pass
             assert time.monotonic() < deadline, (root / "lab.log").read_text()
             time.sleep(0.5)
-        yield Lab(url, token)
+        yield Lab(url, token, root / "notebooks")
     finally:
         process.terminate()
         try:
@@ -131,12 +167,16 @@ def _accept_kernel_dialog(page: object) -> None:
         page.click(".jp-Dialog .jp-mod-accept", timeout=10_000)  # type: ignore[attr-defined]
 
 
-def test_quickstart_in_jupyterlab(lab: Lab) -> None:
-    # One test, with the browser opened and closed inside it: Playwright's synchronous API
+@pytest.mark.parametrize("ui", UIS)
+def test_quickstart(lab: Lab, ui: str) -> None:
+    # One test per UI, with the browser opened and closed inside it: Playwright's synchronous API
     # drives its own event loop, which must not outlive the test (pytest-jupyter checks loops).
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
+    # a fresh copy: the other UI's run may have saved its outputs into the notebook
+    shutil.copy(REPO / "notebooks" / "quickstart.ipynb", lab.root / "quickstart.ipynb")
+    prefix = "" if ui == "lab" else "notebook7-"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -145,17 +185,23 @@ def test_quickstart_in_jupyterlab(lab: Lab) -> None:
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            run_all(page, lab.page("quickstart.ipynb"))
-            check_chat_view(page)
-            check_model_manager(page)
-            page.screenshot(path=str(ARTIFACTS / "quickstart-page.png"), full_page=True)
-            check_stop_button(page, lab)
+            run_all(page, lab.page("quickstart.ipynb", ui))
+            # the UI asked for, not a redirect: Notebook 7 marks its notebook page on <body>
+            notebook7 = page.locator("body[data-notebook='notebooks']").count() == 1
+            assert notebook7 == (ui == "notebook")
+            check_chat_view(page, prefix)
+            check_model_manager(page, prefix)
+            page.screenshot(path=str(ARTIFACTS / f"{prefix}quickstart-page.png"), full_page=True)
+            check_download(page, prefix, hub_repo(ui))
+            if ui == "lab":  # the same widget code in both UIs: once is enough for the stop path
+                check_stop_button(page, lab)
         finally:
-            page.screenshot(path=str(ARTIFACTS / "last-page.png"), full_page=True)
+            page.screenshot(path=str(ARTIFACTS / f"{prefix}last-page.png"), full_page=True)
             browser.close()
 
 
 def run_all(page: object, url: str) -> None:
+    """Open a notebook, wait for its kernel, run all cells from the Run menu (both UIs have it)."""
     page.goto(url)  # type: ignore[attr-defined]
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)  # type: ignore[attr-defined]
     _accept_kernel_dialog(page)
@@ -183,12 +229,12 @@ def check_stop_button(page: object, lab: Lab) -> None:
     view.screenshot(path=str(ARTIFACTS / "chat-view-stopped.png"))
 
 
-def check_chat_view(page: object) -> None:
+def check_chat_view(page: object, prefix: str) -> None:
     """The first %%chat: streamed answer, a reasoning section and the stats footer."""
     done = page.locator(".lmj-chat[data-status='done']").first  # type: ignore[attr-defined]
     done.wait_for(timeout=180_000)
     done.scroll_into_view_if_needed()
-    done.screenshot(path=str(ARTIFACTS / "quickstart-chat-view.png"))
+    done.screenshot(path=str(ARTIFACTS / f"{prefix}quickstart-chat-view.png"))
     assert ANSWER in done.locator(".lmj-answer").inner_text()
     reasoning = done.locator("details.lmj-reasoning")
     assert reasoning.count() == 1
@@ -199,10 +245,10 @@ def check_chat_view(page: object) -> None:
     assert footer.startswith(f"{THINK_MODEL} · ") and "tokens" in footer and "s to first token" in footer
     assert done.locator(".lmj-chat-prompt").inner_text().strip() == "Write a haiku about Jupyter notebooks."
     assert not done.locator(".lmj-chat-stop").is_visible()  # only while generating
-    done.screenshot(path=str(ARTIFACTS / "quickstart-chat-view-reasoning-open.png"))
+    done.screenshot(path=str(ARTIFACTS / f"{prefix}quickstart-chat-view-reasoning-open.png"))
 
 
-def check_model_manager(page: object) -> None:
+def check_model_manager(page: object, prefix: str) -> None:
     """``%lms``: click a model, and the estimate bars appear against free memory."""
     manager = page.locator(".lmj-mm").first  # type: ignore[attr-defined]
     manager.wait_for(timeout=60_000)
@@ -217,4 +263,35 @@ def check_model_manager(page: object) -> None:
     assert " free" in total.locator(".lmj-mm-bar-value").inner_text()
     assert "lmj-mm-bar-bad" not in (total.get_attribute("class") or "")
     assert manager.locator(".lmj-mm-verdict").inner_text() == "Fits in memory."
-    manager.screenshot(path=str(ARTIFACTS / "model-manager-estimate.png"))
+    manager.screenshot(path=str(ARTIFACTS / f"{prefix}model-manager-estimate.png"))
+
+
+def check_download(page: object, prefix: str, repo: str) -> None:
+    """The download box: search, Download (the recommended variant), a live bar, the new model."""
+    manager = page.locator(".lmj-mm").first  # type: ignore[attr-defined]
+    key = repo.removesuffix("-GGUF")
+    query = manager.locator("input.lmj-mm-query")
+    query.scroll_into_view_if_needed()
+    query.fill(key.split("/")[1].replace("-", " "))  # "tiny lab"
+    query.press("Enter")
+    result = manager.locator(f"tr.lmj-mm-result[data-repo='{repo}']")
+    result.wait_for(timeout=30_000)
+    manager.locator(".lmj-mm-variant.lmj-mm-recommended[data-quantization='Q8_0']").wait_for(timeout=30_000)
+    result.locator("button.lmj-mm-download").click()
+    # the jobs list shows every job on the server (the other UI's download too): find this one's
+    job = manager.locator(f".lmj-mm-job[data-model='{repo}'][data-status='downloading']")
+    job.wait_for(timeout=30_000)
+    fill = job.locator(".lmj-mm-job-fill")
+    deadline = time.monotonic() + 20
+    while not 0 < float(fill.evaluate("node => parseFloat(node.style.width)")) < 100:  # moving, not done
+        assert time.monotonic() < deadline, "the progress bar did not move"
+        time.sleep(0.1)
+    caption = job.locator(".lmj-mm-job-value").inner_text()
+    assert "%" in caption and "/ 2.40 MB" in caption, caption
+    assert job.locator("button.lmj-mm-pause").is_visible()
+    manager.screenshot(path=str(ARTIFACTS / f"{prefix}model-manager-download.png"))
+    done = manager.locator(f".lmj-mm-job[data-model='{repo}'][data-status='completed']")
+    done.wait_for(timeout=60_000)
+    assert done.locator(".lmj-mm-job-value").inner_text().startswith(f"Done: {key}")
+    manager.locator(f"tr.lmj-mm-model[data-key='{key}']").wait_for(timeout=10_000)  # listed, loadable
+    manager.screenshot(path=str(ARTIFACTS / f"{prefix}model-manager-downloaded.png"))

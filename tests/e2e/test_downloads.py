@@ -29,7 +29,7 @@ from tiny_gguf import write_tiny_model, write_tiny_projector
 from lm_jupyter.engine.gguf_meta import read_metadata
 from lm_jupyter.engine.guardrail import MemoryGuard
 from lm_jupyter.hub.download import RETRIES
-from tests.e2e.isolated_server import IsolatedServer, isolated_server
+from tests.e2e.isolated_server import IsolatedServer, hub_server
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -131,20 +131,11 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
 @pytest.fixture(scope="module")
 def dl(hub: StandinHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServer]:
     folder = tmp_path_factory.mktemp("downloads")
-    (folder / "models").mkdir()
     sizes: dict[str, int] = hub.sizes  # type: ignore[attr-defined]
     max_memory = (sizes["q8"] + sizes["f16"]) // 2
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_ENDPOINT", hub.endpoint)
-        mp.setenv("HF_HOME", str(folder / "hf"))
-        mp.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        mp.setenv("HF_TOKEN", TOKEN)  # the server's Hugging Face token: opens gated-org/granted-GGUF
-        for name in ("HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN"):
-            mp.delenv(name, raising=False)
-        with isolated_server(
-            folder, folder / "models", [f"--LmJupyterApp.max_memory={max_memory}"]
-        ) as server:
-            yield server
+    # TOKEN, the server's Hugging Face token, opens gated-org/granted-GGUF
+    with hub_server(folder, hub.endpoint, [f"--LmJupyterApp.max_memory={max_memory}"], TOKEN) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
 // ModelManager front end: model table, load panel (sliders + memory-estimate bars), loaded
-// instances with a TTL countdown. Sends {type: "load" | "unload" | "refresh"} to the kernel.
+// instances with a TTL countdown, and the download box (Hub search, variants, progress bars).
+// Sends {type: "load" | "unload" | "refresh" | "search" | "options" | "download" | "pause"}
+// to the kernel, which does the work on its own threads and answers by setting traits.
 
 const GIB = 1024 ** 3;
 const gib = (bytes) => `${(bytes / GIB).toFixed(2)} GiB`;
@@ -48,10 +50,41 @@ function render({ model, el: root }) {
   const panel = el("div", "lmj-mm-panel");
   const loadedTitle = el("div", "lmj-mm-subtitle", "Loaded");
   const loaded = el("table", "lmj-mm-loaded");
-  // Downloads: reserved for download progress bars (`%lms get`); the server route for
-  // download jobs does not exist in this version, so nothing is drawn here yet.
   const downloads = el("div", "lmj-mm-downloads");
   root.append(header, table, panel, loadedTitle, loaded, downloads);
+
+  // The download box: the search form stays put (typing is never redrawn away); results,
+  // variants and jobs are redrawn from the kernel's traits.
+  const search = el("form", "lmj-mm-search");
+  const query = el("input", "lmj-mm-query");
+  query.type = "search";
+  query.placeholder = "Search Hugging Face: gemma 3, owner/repo, owner/repo@Q4_K_M";
+  query.value = model.get("hub_query");
+  const searchButton = el("button", "lmj-mm-search-button", "Search");
+  searchButton.type = "submit";
+  const hubStatus = el("span", "lmj-mm-hub-status");
+  search.append(el("strong", "", "Download "), query, searchButton, hubStatus);
+  search.addEventListener("submit", (event) => {
+    event.preventDefault();
+    event.stopPropagation();
+    model.send({ type: "search", query: query.value });
+  });
+  // Keys typed here are the text box's, not the notebook's shortcuts (a, b, dd, Enter, ...).
+  query.dataset.lmSuppressShortcuts = "true";
+  query.addEventListener("keydown", (event) => event.stopPropagation());
+  const results = el("table", "lmj-mm-results");
+  const options = el("div", "lmj-mm-options");
+  const jobs = el("div", "lmj-mm-jobs");
+  downloads.append(search, results, options, jobs);
+
+  function button(cls, text, message) {
+    const node = el("button", cls, text);
+    node.addEventListener("click", (event) => {
+      event.stopPropagation();
+      model.send(message);
+    });
+    return node;
+  }
 
   const sliders = el("div", "lmj-mm-sliders");
   const ctxLabel = el("label", "", "Context length ");
@@ -182,6 +215,80 @@ function render({ model, el: root }) {
     loadButton.disabled = Boolean(model.get("busy"));
   }
 
+  function drawResults() {
+    results.replaceChildren();
+    const shown = model.get("hub_options").repo;
+    for (const r of model.get("hub_results")) {
+      const row = el("tr", "lmj-mm-result");
+      row.dataset.repo = r.repo;
+      row.classList.toggle("lmj-mm-selected", r.repo === shown);
+      const name = el("td", "", r.repo);
+      if (r.exact_match) name.append(el("span", "lmj-mm-tag", "exact match"));
+      const cell = el("td", "lmj-mm-actions");
+      cell.append(
+        button("lmj-mm-show-options", "Variants", { type: "options", repo: r.repo }),
+        button("lmj-mm-download", "Download", { type: "download", model: r.repo }),
+      );
+      row.append(name, el("td", "", r.quantizations.join(", ")), el("td", "", r.sizes), cell);
+      row.addEventListener("click", () => model.send({ type: "options", repo: r.repo }));
+      results.append(row);
+    }
+  }
+
+  function drawOptions() {
+    options.replaceChildren();
+    const o = model.get("hub_options");
+    if (!o.repo) return;
+    options.append(el("div", "lmj-mm-subtitle", `${o.repo}: variants`));
+    const list = el("table", "lmj-mm-variants");
+    for (const v of o.variants) {
+      const row = el("tr", "lmj-mm-variant");
+      row.dataset.quantization = v.quantization;
+      row.classList.toggle("lmj-mm-recommended", v.recommended);
+      const notes = el("td", v.fits ? "" : "lmj-mm-bad", v.fit);
+      if (v.recommended) notes.append(el("span", "lmj-mm-tag", "recommended"));
+      if (v.downloaded) notes.append(el("span", "lmj-mm-tag", "downloaded"));
+      const cell = el("td", "lmj-mm-actions");
+      cell.append(button("lmj-mm-download", "Download", { type: "download", model: o.repo, quantization: v.quantization }));
+      row.append(el("td", "", v.quantization), el("td", "", v.size), el("td", "", v.name), notes, cell);
+      list.append(row);
+    }
+    options.append(list);
+  }
+
+  function drawJobs() {
+    jobs.replaceChildren();
+    for (const j of model.get("downloads")) {
+      const row = el("div", "lmj-mm-job");
+      row.dataset.id = j.job_id;
+      row.dataset.model = j.model;
+      row.dataset.status = j.status;
+      const track = el("div", "lmj-mm-track");
+      const fill = el("div", "lmj-mm-fill lmj-mm-job-fill");
+      fill.style.width = `${(100 * j.ratio).toFixed(1)}%`;
+      track.append(fill);
+      let caption = `${j.percent} · ${j.bytes}`;
+      if (j.status === "downloading" && j.speed) caption += ` · ${j.speed} · ETA ${j.eta}`;
+      if (j.status === "paused") caption = `Paused at ${caption}`;
+      if (j.status === "completed") caption = `Done: ${j.model_key || j.model} · ${j.bytes}`;
+      if (j.status === "failed") caption = `Failed: ${j.error}`;
+      const value = el("span", `lmj-mm-job-value${j.status === "failed" ? " lmj-mm-bad" : ""}`, caption);
+      const cell = el("span", "lmj-mm-actions");
+      if (j.status === "downloading") cell.append(button("lmj-mm-pause", "Pause", { type: "pause", id: j.job_id }));
+      if (j.status === "paused" || j.status === "failed") {
+        const again = j.status === "paused" ? "Resume" : "Retry";
+        cell.append(button("lmj-mm-resume", again, { type: "download", model: j.model, quantization: j.quantization }));
+      }
+      row.append(el("span", "lmj-mm-job-name", `${j.model} ${j.quantization}`), track, value, cell);
+      jobs.append(row);
+    }
+  }
+
+  function drawHubStatus() {
+    hubStatus.textContent = model.get("hub_error") || model.get("hub_status");
+    hubStatus.classList.toggle("lmj-mm-bad", Boolean(model.get("hub_error")));
+  }
+
   const tick = setInterval(() => {
     const age = Date.now() - model.get("refreshed_at");
     for (const cell of loaded.querySelectorAll(".lmj-mm-ttl")) {
@@ -200,12 +307,21 @@ function render({ model, el: root }) {
     "change:busy": drawStatus,
     "change:error": drawStatus,
     "change:message": drawStatus,
+    "change:hub_results": drawResults,
+    "change:hub_options": () => (drawResults(), drawOptions()),
+    "change:downloads": drawJobs,
+    "change:hub_status": drawHubStatus,
+    "change:hub_error": drawHubStatus,
   };
   for (const [event, handler] of Object.entries(handlers)) model.on(event, handler);
   drawModels();
   drawPanel();
   drawLoaded();
   drawStatus();
+  drawResults();
+  drawOptions();
+  drawJobs();
+  drawHubStatus();
   return () => {
     clearInterval(tick);
     for (const [event, handler] of Object.entries(handlers)) model.off(event, handler);
