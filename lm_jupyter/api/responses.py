@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import string
 import struct
@@ -192,3 +193,13 @@ def encode_vector(vector: list[float], encoding_format: str) -> list[float] | st
     if encoding_format == "base64":
         return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
     return vector
+
+
+def is_json(text: str) -> bool:
+    """Whether streamed tool-call arguments are complete: calls whose arguments do not parse
+    are left out of whole responses (OpenAI clients json.loads them)."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True

@@ -8,12 +8,11 @@ the streamed and the whole response always agree.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from typing import Any
 
 from .errors import APIError
-from .responses import Outcome
+from .responses import Outcome, is_json
 from .responses_api import McpToolSpec, ResponsesRequest, ToolChoiceFunction, ToolChoiceMcp, new_item_id
 
 
@@ -254,7 +253,7 @@ class ResponseEvents:
         self._close_current(truncated)
         calls = []
         for item in self._calls.values():
-            complete = _is_json(item["arguments"])
+            complete = is_json(item["arguments"])
             if not complete or truncated:
                 item["status"] = "incomplete"
             self.emit(
@@ -267,7 +266,7 @@ class ResponseEvents:
             if complete:
                 calls.append(item)
         held = [
-            {**call, "complete": _is_json(call["arguments"]) and not truncated}
+            {**call, "complete": is_json(call["arguments"]) and not truncated}
             for call in self._held.values()
         ]
         self._calls, self._held = {}, {}
@@ -302,10 +301,3 @@ class ResponseEvents:
         self.emit("response.failed", response=self.snapshot())
         return self.response
 
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True

@@ -6,11 +6,11 @@ Reasoning is split off first and tool calls are parsed from the answer only, so 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api.responses import is_json
 from .reasoning import ReasoningSplitter, reasoning_markers
 from .toolcalls import (
     ReasoningDelta,
@@ -112,7 +112,7 @@ class AssistantMessage:
     def complete_calls(self) -> list[dict[str, Any]]:
         """Calls whose arguments parse. A call cut off or broken after its name was streamed
         cannot be taken back from a stream, but a whole response omits it (as LM Studio does)."""
-        return [call for call in self.calls if _is_json(call["function"]["arguments"])]
+        return [call for call in self.calls if is_json(call["function"]["arguments"])]
 
     def message(self) -> dict[str, Any]:
         calls = self.complete_calls()
@@ -125,10 +125,3 @@ class AssistantMessage:
             message[self.reasoning_field] = "".join(self.reasoning)
         return message
 
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
