@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -343,6 +344,8 @@ class Scheduler:
             del slot.kv[keep : keep + discard]
             return
         kept = slot.kv[:keep] + slot.kv[keep + discard :]
+        why = "this model's KV cache cannot shift" if not self.can_shift else "its cells are shared"
+        print(f"context shift: {why}; evaluating {len(kept)} kept tokens again", file=sys.stderr)
         llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
         slot.kv, slot.shared = [], 0
         request.pending = kept + request.pending

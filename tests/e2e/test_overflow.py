@@ -106,10 +106,34 @@ def test_unknown_policy_is_a_400(http: httpx.Client, small: str) -> None:
     assert reply.json()["error"]["param"] == "context_overflow_policy"
 
 
+def test_shared_prefix_cells_are_evaluated_again_not_moved(http: httpx.Client, small: str) -> None:
+    """A request that starts from another running request's prompt shares its KV cells;
+    shifting would move the other's positions too, so both evaluate their kept tokens again."""
+    prompt = "hello world " * 10  # about 160 tokens: most of the context
+    body = {"model": small, "prompt": prompt, "temperature": 0, "logit_bias": NO_EOS,
+            "context_overflow_policy": "rollingWindow"}  # fmt: skip
+    with http.stream("POST", "v1/completions", json={**body, "max_tokens": 3000, "stream": True}) as first:
+        lines = first.iter_lines()
+        next(line for line in lines if line.startswith("data: {"))
+        second = _complete(http, small, prompt, max_tokens=300, context_overflow_policy="rollingWindow")
+        assert second["usage"]["prompt_tokens"] > 128  # longer than what a shift keeps
+        assert second["usage"]["prompt_tokens_details"]["cached_tokens"] > 128
+        assert second["usage"]["completion_tokens"] == 300
+        seen = 0  # the first request is still streaming
+        for line in lines:
+            seen += line.startswith("data: {")
+            if seen == 100:
+                break
+        assert seen == 100
+    alone = _complete(http, small, "hello world", max_tokens=30)["choices"][0]["text"]
+    assert _complete(http, small, "hello world", max_tokens=30)["choices"][0]["text"] == alone
+
+
 @pytest.mark.slow
-def test_gemma_sliding_window_cache_reevaluates_instead_of_shifting(http: httpx.Client) -> None:
-    """Gemma 3's sliding-window layers keep only the window, so llama.cpp cannot shift its
-    cache; the scheduler evaluates the kept tokens again instead, and the answer goes on."""
+def test_gemma_sliding_window_cache_shifts(http: httpx.Client) -> None:
+    """Gemma 3 has sliding-window layers; llama.cpp can shift their cache only when it is
+    full-size (``swa_full``, llama.cpp's default and ours): a real model's answer goes on
+    past the end of its context."""
     loaded = http.post(
         "api/v1/models/load",
         json={"model": GEMMA_KEY, "identifier": "gemma-256", "context_length": 256, "parallel": 1},
