@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from lm_jupyter.kernel.discovery import ServerInfo
 from tests.conftest import GEMMA_KEY
+from tests.e2e.test_cli_lifecycle import lmj
 
 NO_EOS = {"2": -100, "4": -100}
 PROMPTS = ["hello world", "the model is local", "yes and no and yes and no"]
@@ -190,3 +192,13 @@ def test_gemma_prompt_lookup_repeats_text_faster_and_the_same(http: httpx.Client
         assert stats["accepted_draft_tokens_count"] > 0.5 * stats["total_draft_tokens_count"] > 10
     finally:
         http.post("api/v1/models/unload", json={"instance_id": "gemma-spec"})
+
+
+def test_lmj_load_draft_model_flag(server: ServerInfo, http: httpx.Client) -> None:
+    out = lmj(server, "load", "test/tiny-chat", "--identifier", "spec-cli", "--draft-model", TWIN)
+    assert 'use the identifier "spec-cli"' in out.stderr
+    try:
+        body = _complete(http, "spec-cli", PROMPTS[0], draft_min_probability=0)
+        assert body["stats"]["draft_model"] == TWIN
+    finally:
+        lmj(server, "unload", "spec-cli")
