@@ -93,8 +93,6 @@ class Scheduler:
         self.batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._pieces: dict[int, bytes] = {}
         self._tight = False  # the last batch did not fit the KV cache: no drafts until one does
-        self.steps = 0  # decode steps and the sequences in them: batch occupancy for /metrics
-        self.step_sequences = 0
 
     def warm_up(self, tokens: list[int]) -> None:
         """Decode a few tokens on the first sequence and forget them (pages the weights in)."""
@@ -222,8 +220,6 @@ class Scheduler:
             self._relieve(active)
             return
         self._tight = False
-        self.steps += 1
-        self.step_sequences += len(entries)
         for (slot, taken, whole), start in zip(placed, starts, strict=True):
             request = slot.request
             assert request is not None

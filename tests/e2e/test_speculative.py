@@ -202,3 +202,24 @@ def test_lmj_load_draft_model_flag(server: ServerInfo, http: httpx.Client) -> No
         assert body["stats"]["draft_model"] == TWIN
     finally:
         lmj(server, "unload", "spec-cli")
+
+
+def test_metrics_count_drafts_prefix_hits_and_occupancy(http: httpx.Client, target: str) -> None:
+    def sample(name: str) -> float:
+        for line in http.get("metrics").text.splitlines():
+            if line.split(" ")[0] == name:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    label = f'{{model="{target}",outcome="accepted"}}'
+    _complete(http, target, PROMPTS[0], max_tokens=3)
+    before = sample(f"lm_jupyter_draft_tokens_total{label}")
+    hits = sample(f'lm_jupyter_prefix_cache_hits_total{{model="{target}"}}')
+    stats = _complete(http, target, PROMPTS[0], draft_model=TWIN, draft_min_probability=0)["stats"]
+    assert sample(f"lm_jupyter_draft_tokens_total{label}") == before + stats["accepted_draft_tokens_count"]
+    assert sample(f'lm_jupyter_prefix_cache_hits_total{{model="{target}"}}') == hits + 1  # same prompt again
+    endless = {"model": target, "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS, "stream": True}
+    with http.stream("POST", "v1/completions", json=endless) as response:
+        next(line for line in response.iter_lines() if line.startswith("data: {"))
+        assert sample(f'lm_jupyter_batch_occupancy{{model="{target}"}}') == pytest.approx(1 / 3)
+        assert sample(f'lm_jupyter_running_sequences{{model="{target}"}}') == 1
