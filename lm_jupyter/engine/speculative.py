@@ -133,6 +133,13 @@ class DraftModel:
         drafted last time and the target rejected goes), then step all jobs together until
         each has its limit or the draft is not sure enough of its next token."""
         feeds: list[tuple[DraftJob, list[int]]] = []
+        drafting = {job.seq_id for job in jobs}
+        needed = sum(len(job.context) + job.limit for job in jobs)
+        if needed + sum(len(kv) for seq, kv in enumerate(self.kv) if seq not in drafting) > self.n_ctx:
+            for seq, kv in enumerate(self.kv):  # the cells are shared: make room for these jobs
+                if seq not in drafting and kv:
+                    llama_cpp.llama_memory_seq_rm(self.memory, seq, -1, -1)
+                    kv.clear()
         for job in jobs:
             kv = self.kv[job.seq_id]
             common = min(common_prefix(kv, job.context), len(job.context) - 1)
