@@ -197,6 +197,8 @@ class ModelManager:
                 f"({facts.max_context_length}).",
                 param="context_length",
             )
+        if options.draft_model and facts.type == "embeddings":
+            raise APIError("Speculative decoding can only be configured for LLM models.", param="draft_model")
         await self.draft_spec(options.draft_model, model)  # an unknown draft is refused before loading
         if jit and self.auto_evict:
             await self._evict_jit_instances(keep=self.max_jit_instances - 1)

@@ -142,6 +142,9 @@ def test_load_time_draft_model_applies_to_requests(http: httpx.Client) -> None:
         http.post("api/v1/models/unload", json={"instance_id": "spec-default"})
     missing = http.post("api/v1/models/load", json={"model": "test/tiny-chat", "draft_model": "nobody/none"})
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "draft_model"
+    embedding = http.post("api/v1/models/load", json={"model": "test/tiny-embed", "draft_model": TWIN})
+    assert embedding.status_code == 400, embedding.text
+    assert "only be configured for LLM" in embedding.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(
