@@ -92,8 +92,9 @@ def raw_run(llm: llama_cpp.Llama, prompt: str, tokens: int) -> dict[str, Any]:
     for chunk in llm.create_completion(
         prompt_tokens(llm, prompt), max_tokens=tokens, temperature=0, repeat_penalty=1.0, stream=True
     ):
-        stamps.append(time.perf_counter())
-        text += chunk["choices"][0]["text"]
+        if chunk["choices"][0]["text"]:
+            stamps.append(time.perf_counter())
+            text += chunk["choices"][0]["text"]
     return {"tps": (len(stamps) - 1) / (stamps[-1] - stamps[0]), "text": text, "tokens": len(stamps)}
 
 
