@@ -338,6 +338,7 @@ class Scheduler:
             llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, keep, keep + discard)
             llama_cpp.llama_memory_seq_add(self.memory, slot.seq_id, keep + discard, -1, -discard)
             del slot.kv[keep : keep + discard]
+            slot.shared = min(slot.shared, keep)
             return
         kept = slot.kv[:keep] + slot.kv[keep + discard :]
         why = "this model's KV cache cannot shift" if not self.can_shift else "its cells are shared"
