@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -153,16 +154,18 @@ def main() -> None:
         str(args.model), n_ctx=args.context, n_threads=threads, n_threads_batch=threads, verbose=False
     )
     n_draft = {"num_draft_tokens": args.n_draft} if args.n_draft else {}
+
+    def chat(run: int) -> str:
+        return render_chat(template, task(run), bos_token=bos, eos_token=eos)
+
     configs: dict[str, Any] = {
-        "raw": lambda run: raw_run(
-            llm, render_chat(template, task(run), bos_token=bos, eos_token=eos), args.tokens
-        ),
-        "plain": lambda run: server_run(http, task(run), args.tokens),
-        "lookup": lambda run: server_run(http, task(run), args.tokens, prompt_lookup=True, **n_draft),
+        "raw": lambda run, tokens: raw_run(llm, chat(run), tokens),
+        "plain": lambda run, tokens: server_run(http, task(run), tokens),
+        "lookup": lambda run, tokens: server_run(http, task(run), tokens, prompt_lookup=True, **n_draft),
     }
     if args.draft:
-        configs["draft"] = lambda run: server_run(
-            http, task(run), args.tokens, draft_model=DRAFT_KEY, **n_draft
+        configs["draft"] = lambda run, tokens: server_run(
+            http, task(run), tokens, draft_model=DRAFT_KEY, **n_draft
         )
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     with serve_model(args.model, config=[f"--LmJupyterApp.threads={threads}"], draft=args.draft) as http:
@@ -170,11 +173,12 @@ def main() -> None:
             "api/v1/models/load", json={"model": MODEL_KEY, "context_length": args.context, "parallel": 1}
         )
         for name in configs:  # warm every side up (weights paged in, draft model loaded)
-            configs[name](99)
+            configs[name](0, 16)
         names = list(configs)
         for run in range(args.runs):
             for name in names[run % len(names) :] + names[: run % len(names)]:
-                results[name].append(configs[name](run))
+                results[name].append(configs[name](run, args.tokens))
+                print(f"run {run} {name}: {results[name][-1]['tps']:.1f} tok/s", file=sys.stderr, flush=True)
 
     def median(name: str) -> float:
         return statistics.median(r["tps"] for r in results[name])
