@@ -43,6 +43,19 @@ class Speculation:
     lookup: PromptLookup | None = None
     min_probability: float = 0.0
     counters: Counters = field(default_factory=Counters)
+    # Drafts offered per step, adapted as Hugging Face's assisted generation does: two more
+    # after a step whose drafts were all accepted, one fewer after a rejection (between 1 and
+    # ``n_draft``). Rejected drafts cost a compute-bound model (a 1.5B on a CPU) more than
+    # accepted ones save; a memory-bound one keeps drafting long runs.
+    window: int = 0
+
+    def __post_init__(self) -> None:
+        self.window = self.window or self.n_draft
+
+    def adapt(self, offered: int, accepted: int) -> None:
+        if offered:
+            grown = self.window + 2 if accepted == offered else self.window - 1
+            self.window = max(1, min(self.n_draft, grown))
 
 
 @dataclass
@@ -239,10 +252,12 @@ class Scheduler:
         if counters is not None:
             counters.rejected += len(drafts)  # until the target agrees with them
         kept = 0  # drafts that stay in the KV cache: agreed and not the request's last token
+        accepted = 0
         for offset in range(len(drafts) + 1):
             token = llama_cpp.llama_sampler_sample(request.sampler, self.ctx, index + offset)
             agreed = offset < len(drafts) and token == drafts[offset]
             if agreed and counters is not None:
+                accepted += 1
                 counters.accepted += 1
                 counters.rejected -= 1
             if not self._take(slot, token):
@@ -251,6 +266,8 @@ class Scheduler:
                 request.pending = [token]
                 break
             kept += 1
+        if request.speculation is not None:
+            request.speculation.adapt(len(drafts), accepted)
         keep = len(slot.kv) - len(drafts) + kept
         if keep < len(slot.kv):
             llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, keep, -1)
@@ -295,7 +312,7 @@ class Scheduler:
             spec = request.speculation
             if spec is None or request.generated == 0 or len(request.pending) != 1:
                 continue
-            limit = min(spec.n_draft, self.n_ctx - len(slot.kv) - 1)
+            limit = min(spec.window, self.n_ctx - len(slot.kv) - 1)
             if request.budget is not None:
                 limit = min(limit, request.budget - request.generated - 1)
             if limit <= 0:

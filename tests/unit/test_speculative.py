@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lm_jupyter.engine.scheduler import Speculation
 from lm_jupyter.engine.speculative import Counters, PromptLookup
 
 
@@ -39,3 +40,19 @@ def test_counters_in_lmstudio_names() -> None:
         "ignored_draft_tokens_count": 1,
     }
     assert "draft_model" not in Counters().to_json(None)
+
+
+def test_draft_window_grows_after_full_acceptance_and_shrinks_after_rejection() -> None:
+    spec = Speculation(6)
+    assert spec.window == 6
+    spec.adapt(6, 2)
+    assert spec.window == 5
+    spec.adapt(5, 5)
+    assert spec.window == 6  # never past num_draft_tokens
+    for _ in range(10):
+        spec.adapt(spec.window, 0)
+    assert spec.window == 1  # always drafts at least one token
+    spec.adapt(0, 0)  # a step without drafts changes nothing
+    assert spec.window == 1
+    spec.adapt(1, 1)
+    assert spec.window == 3
