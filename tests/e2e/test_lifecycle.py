@@ -97,7 +97,9 @@ def test_kill_9_worker_mid_stream(http: httpx.Client, server: ServerInfo) -> Non
     # A second, non-streaming request running beside it (batched) also gets an error.
     queued: list[httpx.Response] = []
     plain = threading.Thread(
-        target=lambda: queued.append(http.post("v1/chat/completions", json={**body, "stream": False}))
+        target=lambda: queued.append(
+            http.post("v1/chat/completions", json={**body, "stream": False})
+        )
     )
     plain.start()
     time.sleep(0.3)
