@@ -16,13 +16,19 @@ from lm_jupyter.kernel.discovery import free_port, start_headless, stop_process
 MODEL_KEY = "bench/model"
 
 
+DRAFT_KEY = "bench/draft"
+
+
 @contextlib.contextmanager
-def serve_model(model: Path, config: Sequence[str] = ()) -> Iterator[httpx.Client]:
-    """A server whose models folder holds just ``model`` (hard-linked) as ``bench/model``."""
+def serve_model(model: Path, config: Sequence[str] = (), draft: Path | None = None) -> Iterator[httpx.Client]:
+    """A server whose models folder holds just ``model`` (hard-linked) as ``bench/model``
+    (and ``draft``, a speculative-decoding draft model, as ``bench/draft``)."""
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "models" / "bench" / "model-GGUF"
-        folder.mkdir(parents=True)
-        os.link(model.resolve(), folder / model.name)
+        for source, name in ((model, "model"), (draft, "draft")):
+            if source is not None:
+                folder = Path(tmp) / "models" / "bench" / f"{name}-GGUF"
+                folder.mkdir(parents=True)
+                os.link(source.resolve(), folder / source.name)
         os.environ["JUPYTER_RUNTIME_DIR"] = str(Path(tmp) / "runtime")
         server = start_headless(
             port=free_port("127.0.0.1", 0), models_dir=str(Path(tmp) / "models"), config=config

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import APIError
 
@@ -129,12 +137,25 @@ class SamplingRequest(_Request):
     context_length: int | None = Field(default=None, ge=1)
     response_format: ResponseFormat | None = None
     grammar: str | None = Field(default=None, min_length=1)  # llama-server's GBNF extension
+    # LM Studio's contextOverflowPolicy (its SDKs' name is accepted too): what happens when the
+    # prompt or the answer does not fit the context.
+    context_overflow_policy: Literal["stopAtLimit", "truncateMiddle", "rollingWindow"] = Field(
+        default="stopAtLimit",
+        validation_alias=AliasChoices("context_overflow_policy", "contextOverflowPolicy"),
+    )
+    # Speculative decoding: LM Studio's draft_model, or n-gram drafting from the prompt.
+    draft_model: str | None = Field(default=None, min_length=1)
+    prompt_lookup: bool = False
+    num_draft_tokens: int | None = Field(default=None, ge=1, le=32)
+    draft_min_probability: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _one_constraint(self) -> SamplingRequest:
         json_format = self.response_format is not None and self.response_format.type != "text"
         if self.grammar is not None and json_format:
             raise _FieldError("grammar", "cannot be combined with a JSON response_format")
+        if self.prompt_lookup and self.draft_model is not None:
+            raise _FieldError("prompt_lookup", "cannot be combined with draft_model: choose one way to draft")
         return self
 
     @field_validator("max_tokens", "max_completion_tokens")
@@ -323,6 +344,7 @@ class LoadRequest(_Request):
     gpu: Literal["off", "max"] | float | None = None
     parallel: int = Field(default=4, ge=1, le=64)
     flash_attention: bool = False
+    draft_model: str | None = Field(default=None, min_length=1)  # default for requests without one
     echo_load_config: bool = False
     force: bool = False  # load even if the memory guardrail says it will not fit
 

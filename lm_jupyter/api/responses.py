@@ -41,6 +41,7 @@ class Outcome:
     generation_time: float
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    draft: dict[str, Any] | None = None  # speculative decoding's counters (engine/speculative.py)
 
     @property
     def finish_reason(self) -> str:
@@ -69,7 +70,14 @@ class Outcome:
             "time_to_first_token": self.time_to_first_token,
             "generation_time": self.generation_time,
             "stop_reason": self.stop_reason,
+            **(self.draft or {}),
         }
+
+    def openai_stats(self) -> dict[str, Any]:
+        """/v1's ``stats``: empty unless speculative decoding ran, as LM Studio sends it."""
+        if self.draft is None:
+            return {}
+        return {"tokens_per_second": self.tokens_per_second, **self.draft}
 
 
 @dataclass
@@ -123,8 +131,7 @@ def _extras(
     body: dict[str, Any], env: Envelope, outcome: Outcome, lmstudio: ModelCard | None
 ) -> dict[str, Any]:
     if lmstudio is None:
-        # /v1: LM Studio sends an empty stats object unless speculative decoding ran.
-        body["stats"] = {}
+        body["stats"] = outcome.openai_stats()
         body["system_fingerprint"] = env.model
         return body
     body["stats"] = outcome.lmstudio_stats()
@@ -165,12 +172,21 @@ def completion_chunk(env: Envelope, text: str, finish_reason: str | None = None)
     return body
 
 
-def usage_chunk(env: Envelope, obj: str, outcome: Outcome) -> dict[str, Any]:
+def usage_chunk(
+    env: Envelope, obj: str, outcome: Outcome, *, stats: dict[str, Any] | None = None
+) -> dict[str, Any]:
     body = env.head(obj)
     body["system_fingerprint"] = env.model
     body["choices"] = []
     body["usage"] = outcome.usage()
+    if stats:
+        body["stats"] = stats
     return body
+
+
+def stream_stats(outcome: Outcome, *, lmstudio: bool) -> dict[str, Any]:
+    """A stream's ``stats``: /api/v0's full stats, /v1's only when speculative decoding ran."""
+    return outcome.lmstudio_stats() if lmstudio else outcome.openai_stats()
 
 
 def embeddings(

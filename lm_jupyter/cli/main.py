@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu", type=gpu_option, help="GPU offload: off, max, or a fraction 0.0-1.0.")
     p.add_argument("--parallel", type=int, help="Maximum concurrent predictions.")
     p.add_argument("--flash-attention", action="store_true", help="Use flash attention.")
+    p.add_argument("--draft-model", help="Speculative decoding: draft with this model (same vocabulary).")
     p.add_argument("-y", "--yes", action="store_true", help="Do not ask questions.")
     p.add_argument(
         "--estimate-only", action="store_true", help="Only estimate the memory the load needs; do not load."

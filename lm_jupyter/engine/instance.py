@@ -25,6 +25,7 @@ class LoadOptions:
     gpu: float = 0.0  # fraction of layers to offload: 0 = off, 1 = max
     parallel: int = 4
     flash_attention: bool = False
+    draft_model: str | None = None  # speculative decoding for requests that name no draft
 
 
 @dataclass
@@ -127,6 +128,7 @@ class Generation:
                         time_to_first_token=event["time_to_first_token"],
                         generation_time=event["generation_time"],
                         cached_tokens=event.get("cached_tokens", 0),
+                        draft=event.get("draft"),
                     )
                     return
                 else:

@@ -26,6 +26,7 @@ from ..chat.toolcalls import normalize_tool_name
 from .guardrail import LoadPlan, MemoryGuard, evictable, usage
 from .instance import Generation, Instance, LoadOptions
 from .process import WorkerProcess
+from .protocol import DraftSpec
 from .registry import LocalModel, Registry, default_variant, group_variants
 from .turn import Turn
 
@@ -210,6 +211,9 @@ class ModelManager:
                 f"({facts.max_context_length}).",
                 param="context_length",
             )
+        if options.draft_model and facts.type == "embeddings":
+            raise APIError("Speculative decoding can only be configured for LLM models.", param="draft_model")
+        await self.draft_spec(options.draft_model, model)  # an unknown draft is refused before loading
         if jit and self.auto_evict:
             await self._evict_jit_instances(keep=self.max_jit_instances - 1)
         n_ctx = options.context_length or min(self.default_context_length, facts.max_context_length)
@@ -497,6 +501,14 @@ class ModelManager:
             "json_schema": _checked_schema(request),
             "grammar": request.grammar,
             "tool_calls": tool_calls,
+            "context_overflow_policy": request.context_overflow_policy,
+            "prompt_lookup": request.prompt_lookup,
+            "num_draft_tokens": request.num_draft_tokens,
+            "draft_min_probability": request.draft_min_probability,
+            "draft_model": await self.draft_spec(
+                request.draft_model or (None if request.prompt_lookup else instance.options.draft_model),
+                instance.model,
+            ),
         }
         if instance.active >= instance.options.parallel + self.max_queued:  # all slots busy, queue full
             raise APIError(
@@ -513,6 +525,27 @@ class ModelManager:
             "prediction_input", identifier=instance.identifier, path=instance.model.facts.path, prompt=prompt
         )
         return generation
+
+    async def draft_spec(self, name: str | None, target: LocalModel) -> DraftSpec | None:
+        """The draft model a request (or its instance's load options) names, found on disk."""
+        if name is None:
+            return None
+        try:
+            model = await self.find(name)
+        except APIError:
+            raise APIError(
+                f"Draft model '{name}' is not downloaded. Run `lmj ls` to see the models you have.",
+                status=404,
+                param="draft_model",
+                code="model_not_found",
+            ) from None
+        if model.facts.type != "llm":
+            raise APIError(
+                f"Draft model '{name}' is an embedding model; a draft model must be an LLM.",
+                param="draft_model",
+                code="model_not_llm",
+            )
+        return {"key": model.facts.key, "path": str(model.file), "target": target.facts.key}
 
 
 def gpu_layers(ratio: float, block_count: int) -> int:

@@ -2,7 +2,8 @@
 
 Commands (server -> worker): ``load``, ``generate``, ``embed``, ``cancel``. Events (worker ->
 server) carry the request ``id`` they belong to: ``loaded``, ``started``, ``text``, ``done``,
-``embeddings``, ``error``. JSON lines over pipes keep the worker a plain child process that
+``embeddings``, ``error``. A speculative request's ``done`` also carries ``draft``, LM Studio's
+draft counters. JSON lines over pipes keep the worker a plain child process that
 the OS cleans up completely when it exits.
 """
 
@@ -11,6 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any, NotRequired, TypedDict
+
+
+class DraftSpec(TypedDict):
+    key: str  # the draft model's key, as stats and errors name it
+    path: str
+    target: str  # the key of the model it drafts for (for error messages)
 
 
 class GenerateParams(TypedDict):
@@ -29,6 +36,11 @@ class GenerateParams(TypedDict):
     json_schema: NotRequired[dict[str, Any] | None]  # enforce JSON matching this schema
     grammar: NotRequired[str | None]  # or a raw GBNF grammar
     tool_calls: NotRequired[dict[str, Any] | None]  # or: must call a tool (chat.constraints.forced_calls)
+    context_overflow_policy: NotRequired[str | None]  # engine/overflow.py
+    draft_model: NotRequired[DraftSpec | None]  # speculative decoding with a draft model...
+    prompt_lookup: NotRequired[bool]  # ... or with n-gram lookup in the prompt
+    num_draft_tokens: NotRequired[int | None]
+    draft_min_probability: NotRequired[float | None]
 
 
 Emit = Callable[[dict[str, Any]], None]

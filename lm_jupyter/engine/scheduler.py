@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +24,38 @@ import llama_cpp
 from llama_cpp import _internals
 
 from ..chat.stops import StopMatcher
+from .batch import Entry, common_prefix, fill
+from .overflow import discard_count, shifts
 from .protocol import Emit, GenerateParams
+from .speculative import Counters, DraftJob, DraftModel, PromptLookup
 
 DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05, "repeat_penalty": 1.1}
 PENALTY_LAST_N = 64
+
+
+@dataclass
+class Speculation:
+    """How one request drafts: with a draft model (``model``) or by prompt lookup (``lookup``)."""
+
+    n_draft: int
+    model: DraftModel | None = None
+    model_key: str | None = None
+    lookup: PromptLookup | None = None
+    min_probability: float = 0.0
+    counters: Counters = field(default_factory=Counters)
+    # Drafts offered per step, adapted as Hugging Face's assisted generation does: two more
+    # after a step whose drafts were all accepted, one fewer after a rejection (between 1 and
+    # ``n_draft``). Rejected drafts cost a compute-bound model (a 1.5B on a CPU) more than
+    # accepted ones save; a memory-bound one keeps drafting long runs.
+    window: int = 0
+
+    def __post_init__(self) -> None:
+        self.window = self.window or self.n_draft
+
+    def adapt(self, offered: int, accepted: int) -> None:
+        if offered:
+            grown = self.window + 2 if accepted == offered else self.window - 1
+            self.window = max(1, min(self.n_draft, grown))
 
 
 @dataclass
@@ -35,15 +64,19 @@ class _Request:
     emit: Emit
     cancelled: Callable[[], bool]
     tokens: list[int]  # the prompt
-    budget: int
-    limit: int  # tokens the context has left after the prompt
+    budget: int | None  # None: until the end of the answer (a shifting policy, no max_tokens)
+    limit: int | None  # tokens the context has left after the prompt; None: it shifts
     sampler: Any
     stops: StopMatcher
+    policy: str = "stopAtLimit"
+    keep: int = 0  # tokens a context shift never drops
+    speculation: Speculation | None = None
     cached: int = 0
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float = 0.0
     generated: int = 0
     pending: list[int] = field(default_factory=list)  # tokens to put into the KV cache next
+    drafts: list[int] = field(default_factory=list)  # guesses to verify after ``pending``
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
 
 
@@ -53,6 +86,9 @@ class _Slot:
     kv: list[int] = field(default_factory=list)  # the tokens this sequence holds in the KV cache
     request: _Request | None = None
     last_used: float = 0.0
+    # Cells below this position may also belong to another sequence (a prefix copied with
+    # seq_cp shares cells): moving their positions would move the other sequence's too.
+    shared: int = 0
 
 
 class Scheduler:
@@ -63,10 +99,13 @@ class Scheduler:
         self.n_ctx = llama_cpp.llama_n_ctx(ctx)
         self.n_batch = n_batch
         self.memory = llama_cpp.llama_get_memory(ctx)
+        # False for sliding-window caches that keep only the window (Gemma 3), among others.
+        self.can_shift = bool(llama_cpp.llama_memory_can_shift(self.memory))
         self.slots = [_Slot(seq_id) for seq_id in range(parallel)]
         self.waiting: list[_Request] = []
         self.batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._pieces: dict[int, bytes] = {}
+        self._tight = False  # the last batch did not fit the KV cache: no drafts until one does
 
     def warm_up(self, tokens: list[int]) -> None:
         """Decode a few tokens on the first sequence and forget them (pages the weights in)."""
@@ -90,12 +129,26 @@ class Scheduler:
         sampler: Any,
         emit: Emit,
         cancelled: Callable[[], bool],
+        *,
+        keep: int = 0,
+        speculation: Speculation | None = None,
     ) -> None:
-        limit = self.n_ctx - len(tokens)
+        policy = params.get("context_overflow_policy") or "stopAtLimit"
         requested = params.get("max_tokens")
-        budget = limit if requested is None else min(requested, limit)
+        limit = None if shifts(policy) else self.n_ctx - len(tokens)
+        budget = requested if limit is None else limit if requested is None else min(requested, limit)
         request = _Request(
-            rid, emit, cancelled, tokens, budget, limit, sampler, StopMatcher(params.get("stop") or [])
+            rid,
+            emit,
+            cancelled,
+            tokens,
+            budget,
+            limit,
+            sampler,
+            StopMatcher(params.get("stop") or []),
+            policy=policy,
+            keep=keep,
+            speculation=speculation,
         )
         self.waiting.append(request)
 
@@ -114,13 +167,16 @@ class Scheduler:
                 if common:
                     llama_cpp.llama_memory_seq_cp(self.memory, source.seq_id, target.seq_id, 0, common)
                 target.kv = source.kv[:common]
+                target.shared = common
+                source.shared = max(source.shared, common)
             else:
                 llama_cpp.llama_memory_seq_rm(self.memory, target.seq_id, common, -1)
                 target.kv = target.kv[:common]
+                target.shared = min(target.shared, common)
             request.cached = common
             request.pending = request.tokens[common:]
             target.request = request
-            if request.budget <= 0:
+            if request.budget is not None and request.budget <= 0:
                 self._finish(target, request, "contextLengthReached")
 
     def _best_prefix(self, free: list[_Slot], tokens: list[int]) -> tuple[_Slot, _Slot, int]:
@@ -128,7 +184,7 @@ class Scheduler:
 
         At least one prompt token is always evaluated again, for the logits to sample from."""
 
-        shared = {slot.seq_id: min(_common_prefix(slot.kv, tokens), len(tokens) - 1) for slot in self.slots}
+        shared = {slot.seq_id: min(common_prefix(slot.kv, tokens), len(tokens) - 1) for slot in self.slots}
         source = max(self.slots, key=lambda slot: shared[slot.seq_id])
         if source.request is None:  # a free slot holds the best prefix: use it directly
             return source, source, shared[source.seq_id]
@@ -149,67 +205,194 @@ class Scheduler:
         active = [slot for slot in self.slots if slot.request is not None]
         if not active:
             return
-        batch = self.batch
-        n = 0
-        samples: list[tuple[_Slot, int]] = []
-        # Generating requests first (one token each), then prompt chunks in the room left.
-        order = sorted(active, key=lambda s: len(s.request.pending) > 1)  # type: ignore[union-attr]
-        for slot in order:
+        for slot in active:
             request = slot.request
             assert request is not None
-            take = request.pending[: self.n_batch - n]
+            if len(slot.kv) + len(request.pending) > self.n_ctx:  # only a shifting policy gets here
+                self._shift(slot)
+        if not self._tight:
+            self._draft(active)
+        # Generating requests first (one token each, and their drafts), then prompt chunks in
+        # the room left.
+        entries: list[Entry] = []
+        placed: list[tuple[_Slot, int, bool]] = []
+        room = self.n_batch
+        for slot in sorted(active, key=lambda s: len(s.request.pending) > 1):  # type: ignore[union-attr]
+            request = slot.request
+            assert request is not None
+            take = request.pending[:room]
+            whole = len(take) == len(request.pending)
+            drafts = request.drafts[: room - len(take)] if take and whole else []
+            self._ignore(request, len(request.drafts) - len(drafts))
+            request.drafts = drafts
             if not take:
                 continue
-            for offset, token in enumerate(take):
-                batch.token[n] = token
-                batch.pos[n] = len(slot.kv) + offset
-                batch.n_seq_id[n] = 1
-                batch.seq_id[n][0] = slot.seq_id
-                last = offset == len(take) - 1 and len(take) == len(request.pending)
-                batch.logits[n] = last
-                if last:
-                    samples.append((slot, n))
-                n += 1
-            if n >= self.n_batch:
-                break
-        batch.n_tokens = n
-        if llama_cpp.llama_decode(self.ctx, batch) != 0:
-            # No room in the KV cache for all of them: stop the longest, keep the others.
-            longest = max(active, key=lambda s: len(s.kv) + len(s.request.pending))  # type: ignore[union-attr]
-            assert longest.request is not None
-            self._finish(longest, longest.request, "contextLengthReached")
+            entries.append(Entry(slot.seq_id, len(slot.kv), take + drafts, 1 + len(drafts) if whole else 0))
+            placed.append((slot, len(take), whole))
+            room -= len(take) + len(drafts)
+        starts = fill(self.batch, entries)
+        if llama_cpp.llama_decode(self.ctx, self.batch) != 0:
+            self._relieve(active)
             return
-        placed = 0
-        for slot in order:
+        self._tight = False
+        for (slot, taken, whole), start in zip(placed, starts, strict=True):
             request = slot.request
             assert request is not None
-            take = request.pending[: max(0, min(len(request.pending), n - placed))]
-            slot.kv += take
-            request.pending = request.pending[len(take) :]
-            placed += len(take)
-        for slot, index in samples:
-            self._sample(slot, index)
+            slot.kv += request.pending[:taken] + request.drafts
+            request.pending = request.pending[taken:]
+            if whole:
+                self._verify(slot, start + taken - 1)
 
-    def _sample(self, slot: _Slot, index: int) -> None:
+    def _verify(self, slot: _Slot, index: int) -> None:
+        """Sample the target's own token after the pending one and after each draft token, as
+        long as it agrees with the draft; the KV cache keeps only the agreed drafts. With no
+        drafts this is plain decoding's one sample."""
         request = slot.request
         assert request is not None
-        token = llama_cpp.llama_sampler_sample(request.sampler, self.ctx, index)
+        drafts, request.drafts = request.drafts, []
+        counters = request.speculation.counters if request.speculation else None
+        if counters is not None:
+            counters.rejected += len(drafts)  # until the target agrees with them
+        kept = 0  # drafts that stay in the KV cache: agreed and not the request's last token
+        accepted = 0
+        for offset in range(len(drafts) + 1):
+            token = llama_cpp.llama_sampler_sample(request.sampler, self.ctx, index + offset)
+            agreed = offset < len(drafts) and token == drafts[offset]
+            if agreed and counters is not None:
+                accepted += 1
+                counters.accepted += 1
+                counters.rejected -= 1
+            if not self._take(slot, token):
+                break
+            if not agreed:
+                request.pending = [token]
+                break
+            kept += 1
+        if request.speculation is not None:
+            request.speculation.adapt(len(drafts), accepted)
+        keep = len(slot.kv) - len(drafts) + kept
+        if keep < len(slot.kv):
+            llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, keep, -1)
+            del slot.kv[keep:]
+
+    def _take(self, slot: _Slot, token: int) -> bool:
+        """Hand a sampled token to its request; False if that finished the request."""
+        request = slot.request
+        assert request is not None
         if not request.first_token_at:
             request.first_token_at = time.perf_counter()
         if llama_cpp.llama_vocab_is_eog(self.vocab, token):
             self._finish(slot, request, "eosFound")
-            return
+            return False
         request.generated += 1
+        if request.speculation and request.speculation.lookup:
+            request.speculation.lookup.append(token)
         text = request.stops.feed(request.decoder.decode(self._piece(token)))
         if text:
             request.emit({"ev": "text", "text": text})
         if request.stops.stopped:
             self._finish(slot, request, "stopStringFound")
-        elif request.generated >= request.budget:
-            reason = "maxPredictedTokensReached" if request.budget < request.limit else "contextLengthReached"
+            return False
+        if request.budget is not None and request.generated >= request.budget:
+            reason = (
+                "maxPredictedTokensReached"
+                if request.limit is None or request.budget < request.limit
+                else "contextLengthReached"
+            )
             self._finish(slot, request, reason)
+            return False
+        return True
+
+    # -- speculative decoding ------------------------------------------------------------
+
+    def _draft(self, active: list[_Slot]) -> None:
+        """Give every speculating request that is generating its drafts for this step."""
+        jobs: dict[DraftModel, list[tuple[_Request, DraftJob]]] = {}
+        for slot in active:
+            request = slot.request
+            assert request is not None
+            spec = request.speculation
+            if spec is None or request.generated == 0 or len(request.pending) != 1:
+                continue
+            limit = min(spec.window, self.n_ctx - len(slot.kv) - 1)
+            if request.budget is not None:
+                limit = min(limit, request.budget - request.generated - 1)
+            if limit <= 0:
+                continue
+            if spec.lookup is not None:
+                request.drafts = spec.lookup.draft(limit)
+                spec.counters.total += len(request.drafts)
+            elif spec.model is not None:
+                job = DraftJob(slot.seq_id, slot.kv + request.pending, limit, spec.min_probability)
+                jobs.setdefault(spec.model, []).append((request, job))
+        for model, pairs in jobs.items():
+            try:
+                model.draft([job for _, job in pairs])
+            except RuntimeError:  # its cache is full: start it afresh, no drafts this step
+                model.reset()
+                continue
+            for request, job in pairs:
+                assert request.speculation is not None
+                request.speculation.counters.total += len(job.drafted) + job.unsure
+                self._ignore(request, job.unsure)
+                request.drafts = job.drafted
+
+    def _ignore(self, request: _Request, count: int) -> None:
+        """Drafted tokens that will not be verified after all."""
+        if count and request.speculation is not None:
+            request.speculation.counters.ignored += count
+
+    # -- a full context ------------------------------------------------------------------
+
+    def _shift(self, slot: _Slot) -> None:
+        """Make room in a sequence that reached the end of the context (llama.cpp's context
+        shift): drop half of the tokens after the kept ones. Where the cache cannot move
+        positions (a sliding-window cache, cells shared with another sequence), the kept
+        tokens are evaluated again instead."""
+        request = slot.request
+        assert request is not None
+        keep = request.keep
+        discard = discard_count(len(slot.kv), keep)
+        if self.can_shift and keep + discard >= slot.shared:
+            llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, keep, keep + discard)
+            llama_cpp.llama_memory_seq_add(self.memory, slot.seq_id, keep + discard, -1, -discard)
+            del slot.kv[keep : keep + discard]
+            slot.shared = min(slot.shared, keep)
+            return
+        kept = slot.kv[:keep] + slot.kv[keep + discard :]
+        why = "this model's KV cache cannot shift" if not self.can_shift else "its cells are shared"
+        print(f"context shift: {why}; evaluating {len(kept)} kept tokens again", file=sys.stderr)
+        llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+        slot.kv, slot.shared = [], 0
+        request.pending = kept + request.pending
+
+    def _relieve(self, active: list[_Slot]) -> None:
+        """The batch did not fit the KV cache (its cells are shared by all sequences): drop
+        this step's drafts; else forget idle sequences' caches; else shift or stop the
+        longest request."""
+        drafted = False
+        for slot in active:
+            request = slot.request
+            assert request is not None
+            if request.drafts:
+                drafted = True
+                self._ignore(request, len(request.drafts))
+                request.drafts = []
+        self._tight = True
+        if drafted:
+            return
+        idle = [slot for slot in self.slots if slot.request is None and slot.kv]
+        for slot in idle:
+            llama_cpp.llama_memory_seq_rm(self.memory, slot.seq_id, -1, -1)
+            slot.kv, slot.shared = [], 0
+        if idle:
+            return
+        longest = max(active, key=lambda s: len(s.kv) + len(s.request.pending))  # type: ignore[union-attr]
+        assert longest.request is not None
+        if shifts(longest.request.policy) and len(longest.kv) > longest.request.keep + 1:
+            self._shift(longest)
         else:
-            request.pending = [token]
+            self._finish(longest, longest.request, "contextLengthReached")
 
     def _piece(self, token: int) -> bytes:
         """A token's bytes (cached: the same few thousand tokens come back all the time)."""
@@ -229,17 +412,21 @@ class Scheduler:
             if tail:
                 request.emit({"ev": "text", "text": tail})
         finished = time.perf_counter()
-        request.emit(
-            {
-                "ev": "done",
-                "stop_reason": reason,
-                "prompt_tokens": len(request.tokens),
-                "cached_tokens": request.cached,
-                "completion_tokens": request.generated,
-                "time_to_first_token": (request.first_token_at or finished) - request.started,
-                "generation_time": finished - request.started,
-            }
-        )
+        done = {
+            "ev": "done",
+            "stop_reason": reason,
+            "prompt_tokens": len(request.tokens),
+            "cached_tokens": request.cached,
+            "completion_tokens": request.generated,
+            "time_to_first_token": (request.first_token_at or finished) - request.started,
+            "generation_time": finished - request.started,
+        }
+        spec = request.speculation
+        if spec is not None:
+            self._ignore(request, len(request.drafts))
+            request.drafts = []
+            done["draft"] = spec.counters.to_json(spec.model_key)
+        request.emit(done)
         llama_cpp.llama_sampler_free(request.sampler)
         if slot is not None:
             slot.request = None
@@ -306,12 +493,3 @@ def make_context(
 def _pick(params: GenerateParams, name: str) -> Any:
     value = params.get(name)  # type: ignore[misc]
     return DEFAULTS[name] if value is None else value
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for mine, theirs in zip(a, b, strict=False):
-        if mine != theirs:
-            break
-        n += 1
-    return n

@@ -56,7 +56,8 @@ class Client:
         return list(self._request("GET", "api/v1/models")["models"])
 
     def load(self, model: str, **options: Any) -> Any:
-        """``options``: context_length, identifier, ttl, gpu, parallel, flash_attention (None: default)."""
+        """``options``: context_length, identifier, ttl, gpu, parallel, flash_attention, draft_model
+        (None: default)."""
         body = {"model": model, **{k: v for k, v in options.items() if v is not None}}
         return self._request("POST", "api/v1/models/load", body)
 

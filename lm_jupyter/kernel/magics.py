@@ -101,6 +101,7 @@ def _lms_parser() -> _Parser:
     load.add_argument("--gpu", type=gpu_option, metavar="off|max|0-1", help="GPU offload")
     load.add_argument("--parallel", type=int, metavar="N", help="maximum concurrent predictions")
     load.add_argument("--flash-attention", action="store_true", help="use flash attention")
+    load.add_argument("--draft-model", metavar="KEY", help="speculative decoding with this draft model")
     load.add_argument("--estimate-only", action="store_true", help="only estimate the memory it needs")
     load.add_argument("--force", action="store_true", help="load even if the memory guardrail refuses")
     load.add_argument("--json", action="store_true", help="with --estimate-only: return the estimate")

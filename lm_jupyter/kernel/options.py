@@ -28,5 +28,6 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
         "gpu": args.gpu,
         "parallel": args.parallel,
         "flash_attention": args.flash_attention or None,
+        "draft_model": args.draft_model,
         "force": args.force or None,
     }

@@ -176,11 +176,14 @@ class _GenerationHandler(BaseHandler):
                 if chat
                 else shapes.completion_chunk(env, "", outcome.finish_reason)
             )
-            if card is not None:
-                final["stats"] = outcome.lmstudio_stats()
+            # /api/v0 puts its stats on the finish chunk; /v1 its draft counters on the last chunk.
+            stats = shapes.stream_stats(outcome, lmstudio=card is not None)
+            on_usage = include_usage and card is None
+            if stats and not on_usage:
+                final["stats"] = stats
             await self.send(final)
             if include_usage:
-                await self.send(shapes.usage_chunk(env, obj, outcome))
+                await self.send(shapes.usage_chunk(env, obj, outcome, stats=stats if on_usage else None))
         except StreamClosedError:
             await self.generation.cancel()
             await _drain(deltas)
@@ -325,6 +328,7 @@ def load_options(request: LoadRequest) -> LoadOptions:
         gpu=request.gpu_ratio(),
         parallel=request.parallel,
         flash_attention=request.flash_attention,
+        draft_model=request.draft_model,
     )
 
 

@@ -11,8 +11,15 @@ import llama_cpp
 from llama_cpp import _internals
 from llama_cpp.llama_grammar import SchemaConverter, json_schema_to_gbnf
 
-from ..protocol import Emit, GenerateParams
-from ..scheduler import Scheduler, make_context, make_sampler
+from ..overflow import fit_prompt, keep_count, shifts
+from ..protocol import DraftSpec, Emit, GenerateParams
+from ..scheduler import Scheduler, Speculation, make_context, make_sampler
+from ..speculative import DraftModel, PromptLookup, VocabMismatch, check_compatible
+
+# Drafted tokens verified per step when the request does not say (``num_draft_tokens``).
+LOOKUP_DRAFT_TOKENS = 8
+MODEL_DRAFT_TOKENS = 4
+DRAFT_MIN_PROBABILITY = 0.5
 
 
 class RequestError(ValueError):
@@ -83,6 +90,12 @@ def _compile(gbnf: str, param: str, vocab: Any) -> str:
     return gbnf
 
 
+def _load_model(path: str, gpu_layers: int) -> Any:
+    params = llama_cpp.llama_model_default_params()
+    params.n_gpu_layers = gpu_layers
+    return _internals.LlamaModel(path_model=path, params=params, verbose=False)
+
+
 class LlamaBackend:
     """An LLM runs through the continuous-batching scheduler on a context of its own (one
     sequence per parallel slot); an embedding model through llama-cpp-python's ``embed``."""
@@ -116,20 +129,21 @@ class LlamaBackend:
             self.model = self.llama._model
             self.n_ctx = self.llama.n_ctx()
         else:
-            params = llama_cpp.llama_model_default_params()
-            params.n_gpu_layers = gpu_layers
-            self.model = _internals.LlamaModel(path_model=path, params=params, verbose=False)
+            self.model = _load_model(path, gpu_layers)
             n_batch = min(512, context_length)
-            self.context = make_context(
-                self.model,
-                context_length=context_length,
-                parallel=parallel,
-                n_batch=n_batch,
-                threads=threads,
-                flash_attention=flash_attention,
-            )
+            # Draft models get a context like the target's (same slots, same length).
+            self._context_options = {
+                "context_length": context_length,
+                "parallel": parallel,
+                "n_batch": n_batch,
+                "threads": threads,
+                "flash_attention": flash_attention,
+            }
+            self._gpu_layers = gpu_layers
+            self.context = make_context(self.model, **self._context_options)
             self.scheduler = Scheduler(self.model, self.context.ctx, parallel=parallel, n_batch=n_batch)
             self.n_ctx = self.scheduler.n_ctx
+            self._drafts: dict[str, tuple[DraftModel, Any] | RequestError] = {}
         self._vocab = self.model.vocab
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         self._bos = self.model.token_bos()
@@ -165,16 +179,75 @@ class LlamaBackend:
     def submit(self, rid: str, params: GenerateParams, emit: Emit, cancelled: Callable[[], bool]) -> None:
         """Check a request and queue it; errors here are the client's and reach it as a 400."""
         tokens = self.tokenize(params["prompt"])
+        policy = params.get("context_overflow_policy") or "stopAtLimit"
+        bos = self._bos if self._add_bos else None
         if len(tokens) >= self.n_ctx:
-            raise RequestError(
-                f"The prompt is {len(tokens)} tokens long, but the model is loaded with a context "
-                f"length of {self.n_ctx} tokens. Shorten the prompt or load the model with a larger "
-                f"context (`lmj load MODEL --context-length N`).",
-                code="context_length_exceeded",
-            )
+            if not shifts(policy):
+                raise RequestError(
+                    f"The prompt is {len(tokens)} tokens long, but the model is loaded with a context "
+                    f"length of {self.n_ctx} tokens. Shorten the prompt, load the model with a larger "
+                    "context (`lmj load MODEL --context-length N`), or let the server cut it with "
+                    "'context_overflow_policy': 'truncateMiddle' or 'rollingWindow'.",
+                    code="context_length_exceeded",
+                )
+            keep = keep_count(policy, tokens, self.n_ctx, bos)
+            tokens = fit_prompt(tokens, self.n_ctx, keep, params.get("max_tokens"))
+        speculation = self._speculation(params, tokens)
         sampler = make_sampler(self.model, params, _grammar(params, self._vocab))
         emit({"ev": "started", "prompt_tokens": len(tokens)})
-        self.scheduler.submit(rid, tokens, params, sampler, emit, cancelled)
+        self.scheduler.submit(
+            rid,
+            tokens,
+            params,
+            sampler,
+            emit,
+            cancelled,
+            keep=keep_count(policy, tokens, self.n_ctx, bos),
+            speculation=speculation,
+        )
+
+    def _speculation(self, params: GenerateParams, tokens: list[int]) -> Speculation | None:
+        draft = params.get("draft_model")
+        n_draft = params.get("num_draft_tokens")
+        if draft is not None:
+            model = self._draft_model(draft)
+            probability = params.get("draft_min_probability")
+            return Speculation(
+                n_draft or MODEL_DRAFT_TOKENS,
+                model=model,
+                model_key=draft["key"],
+                min_probability=DRAFT_MIN_PROBABILITY if probability is None else probability,
+            )
+        if params.get("prompt_lookup"):
+            return Speculation(n_draft or LOOKUP_DRAFT_TOKENS, lookup=PromptLookup(tokens))
+        return None
+
+    def _draft_model(self, draft: DraftSpec) -> DraftModel:
+        """The draft model, loaded into this worker the first time a request names it."""
+        loaded = self._drafts.get(draft["path"])
+        if loaded is None:
+            loaded = self._drafts[draft["path"]] = self._load_draft(draft)
+        if isinstance(loaded, RequestError):
+            raise loaded
+        return loaded[0]
+
+    def _load_draft(self, draft: DraftSpec) -> tuple[DraftModel, Any] | RequestError:
+        model = _load_model(draft["path"], self._gpu_layers)
+        try:
+            check_compatible(self.model, model)
+        except VocabMismatch as exc:
+            model.close()
+            return RequestError(
+                f"The draft model '{draft['key']}' cannot draft for '{draft['target']}': {exc}. "
+                "A draft model must have the same vocabulary as the model it drafts for "
+                "(a smaller model of the same family).",
+                code="draft_model_incompatible",
+                param="draft_model",
+            )
+        options = self._context_options
+        context = make_context(model, **options)
+        drafter = DraftModel(model, context.ctx, parallel=options["parallel"], n_batch=options["n_batch"])
+        return drafter, context
 
     def step(self) -> None:
         self.scheduler.step()
