@@ -450,6 +450,11 @@ def chat_request(
 _PASSTHROUGH = (
     "ttl",
     "draft_model",
+    "prompt_lookup",
+    "num_draft_tokens",
+    "draft_min_probability",
+    "context_overflow_policy",
+    "contextOverflowPolicy",
     "preset",
     "context_length",
     "top_k",

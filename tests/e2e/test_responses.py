@@ -508,3 +508,22 @@ def test_worker_crash_mid_stream_is_an_error_event_then_failed(
     stored = http.get(f"v1/responses/{failed['response']['id']}").json()
     assert stored["status"] == "failed" and "signal 9" in stored["error"]["message"]
     unload_all(http)
+
+
+@pytest.mark.parametrize(
+    "drafting",
+    [{"draft_model": TOOLS_MODEL, "draft_min_probability": 0}, {"prompt_lookup": True}],
+    ids=["draft-model", "prompt-lookup"],
+)
+def test_speculative_fields_pass_through_and_keep_greedy_text(openai_client: OpenAI, drafting: dict) -> None:
+    """tiny-tools has tiny-chat's weights, so as a draft model it agrees; the text must not change."""
+    common = {"model": CHAT, "input": "Tell me a story.", "max_output_tokens": 40, "temperature": 0}
+    bias = {"logit_bias": ASCII_ONLY | NO_EOS}
+    plain = openai_client.responses.create(**common, extra_body=bias)
+    drafted = openai_client.responses.create(**common, extra_body={**bias, **drafting})
+    assert drafted.output_text == plain.output_text and drafted.output_text
+    assert drafted.usage.output_tokens == plain.usage.output_tokens
+    bad = openai_client.with_options(max_retries=0)
+    with pytest.raises(openai.BadRequestError) as refused:
+        bad.responses.create(**common, extra_body={"draft_model": TOOLS_MODEL, "prompt_lookup": True})
+    assert refused.value.status_code == 400
