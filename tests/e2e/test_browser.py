@@ -50,12 +50,13 @@ pytestmark = [
 ]
 
 
-# Seed 1 under greedy sampling does not stop for thousands of tokens (see test_magics.py).
+# Seed 1 under greedy sampling does not stop for thousands of tokens (see test_magics.py); a
+# 32k context keeps it going for many seconds (4k tokens would end in about one).
 ENDLESS = "test/tiny-endless"
 STOP_NOTEBOOK = {
     "cells": [
         {"cell_type": "code", "execution_count": None, "id": "load", "metadata": {}, "outputs": [],
-         "source": "%load_ext lm_jupyter"},
+         "source": f"%load_ext lm_jupyter\n%lms load {ENDLESS} --context-length 32768"},
         {"cell_type": "code", "execution_count": None, "id": "chat", "metadata": {}, "outputs": [],
          "source": f"%%chat {ENDLESS} --max-tokens -1 --temperature 0\nTell me a very long story."},
     ],
