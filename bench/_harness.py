@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import llama_cpp
 
+from lm_jupyter.chat.template import choose_template, render_chat
+from lm_jupyter.engine.gguf_meta import read_metadata
 from lm_jupyter.kernel.discovery import free_port, start_headless, stop_process
 
 MODEL_KEY = "bench/model"
@@ -40,6 +42,25 @@ def serve_model(model: Path, config: Sequence[str] = (), draft: Path | None = No
                 yield http
         finally:
             stop_process(server.pid or 0)
+
+
+def chat_renderer(model: Path) -> Callable[[list[dict[str, str]]], str]:
+    """Messages rendered with the model's own template, as the server renders them, so raw
+    llama-cpp-python is given exactly the prompt the server decodes."""
+    meta = read_metadata(model)
+    template = choose_template(meta.arch, meta.fields.get("tokenizer.chat_template"), model.name)
+    bos = meta.token_text("tokenizer.ggml.bos_token_id")
+    eos = meta.token_text("tokenizer.ggml.eos_token_id")
+    return lambda messages: render_chat(template, messages, bos_token=bos, eos_token=eos)
+
+
+def raw_llama(model: Path, context: int, threads: int) -> tuple[llama_cpp.Llama, int]:
+    """The baseline: llama-cpp-python on the same file and threads (0: every core allowed)."""
+    threads = threads or len(os.sched_getaffinity(0))
+    llm = llama_cpp.Llama(
+        str(model), n_ctx=context, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
+    return llm, threads
 
 
 def eog_bias(llm: llama_cpp.Llama) -> dict[int, float]:

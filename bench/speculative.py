@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -27,11 +26,8 @@ from typing import Any
 
 import httpx
 import llama_cpp
-from _harness import DRAFT_KEY, MODEL_KEY, serve_model
+from _harness import DRAFT_KEY, MODEL_KEY, chat_renderer, raw_llama, serve_model
 from throughput import prompt_tokens
-
-from lm_jupyter.chat.template import choose_template, render_chat
-from lm_jupyter.engine.gguf_meta import read_metadata
 
 CODE = [
     (
@@ -145,18 +141,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for every side (0: all cores)")
     args = parser.parse_args()
 
-    meta = read_metadata(args.model)
-    template = choose_template(meta.arch, meta.fields.get("tokenizer.chat_template"), args.model.name)
-    bos = meta.token_text("tokenizer.ggml.bos_token_id")
-    eos = meta.token_text("tokenizer.ggml.eos_token_id")
-    threads = args.threads or len(os.sched_getaffinity(0))
-    llm = llama_cpp.Llama(
-        str(args.model), n_ctx=args.context, n_threads=threads, n_threads_batch=threads, verbose=False
-    )
+    render = chat_renderer(args.model)
+    llm, threads = raw_llama(args.model, args.context, args.threads)
     n_draft = {"num_draft_tokens": args.n_draft} if args.n_draft else {}
 
     def chat(run: int) -> str:
-        return render_chat(template, task(run), bos_token=bos, eos_token=eos)
+        return render(task(run))
 
     configs: dict[str, Any] = {
         "raw": lambda run, tokens: raw_run(llm, chat(run), tokens),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -22,10 +21,7 @@ from pathlib import Path
 
 import httpx
 import llama_cpp
-from _harness import MODEL_KEY, eog_bias, serve_model
-
-from lm_jupyter.chat.template import choose_template, render_chat
-from lm_jupyter.engine.gguf_meta import read_metadata
+from _harness import MODEL_KEY, chat_renderer, eog_bias, raw_llama, serve_model
 
 TOPICS = [
     "the sea",
@@ -112,18 +108,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for both sides (0: all cores)")
     args = parser.parse_args()
 
-    meta = read_metadata(args.model)
-    template = choose_template(meta.arch, meta.fields.get("tokenizer.chat_template"), args.model.name)
-    bos = meta.token_text("tokenizer.ggml.bos_token_id")
-    eos = meta.token_text("tokenizer.ggml.eos_token_id")
+    render = chat_renderer(args.model)
 
     def prompt_for(run: int) -> str:
-        return render_chat(template, question(run), bos_token=bos, eos_token=eos)
+        return render(question(run))
 
-    threads = args.threads or len(os.sched_getaffinity(0))
-    llm = llama_cpp.Llama(
-        str(args.model), n_ctx=args.context, n_threads=threads, n_threads_batch=threads, verbose=False
-    )
+    llm, threads = raw_llama(args.model, args.context, args.threads)
     bias = eog_bias(llm)
 
     with serve_model(args.model, config=[f"--LmJupyterApp.threads={threads}"]) as http:
