@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import llama_cpp
@@ -42,6 +44,15 @@ def serve_model(model: Path, config: Sequence[str] = (), draft: Path | None = No
                 yield http
         finally:
             stop_process(server.pid or 0)
+
+
+def sse_chunks(http: httpx.Client, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The JSON chunks of one streamed request, each as soon as it arrives (timing reads them)."""
+    with http.stream("POST", path, json=body) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                yield json.loads(line[6:])
 
 
 def chat_renderer(model: Path) -> Callable[[list[dict[str, str]]], str]:

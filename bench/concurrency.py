@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import llama_cpp
-from _harness import MODEL_KEY, eog_bias, serve_model
+from _harness import MODEL_KEY, eog_bias, serve_model, sse_chunks
 
 TOPICS = ["the sea", "a robot", "mountains", "the moon", "a garden", "trains", "winter", "a clock"]
 PROMPTS = [f"Write a long story about {topic}." for topic in TOPICS]
@@ -55,10 +55,9 @@ def served(
     def client(i: int) -> None:
         barrier.wait()
         sent = time.perf_counter()
-        with http.stream("POST", "v1/completions", json={**body, "prompt": PROMPTS[i]}) as response:
-            for line in response.iter_lines():
-                if line.startswith("data: {") and not ttfts[i]:
-                    ttfts[i] = time.perf_counter() - sent
+        for _chunk in sse_chunks(http, "v1/completions", {**body, "prompt": PROMPTS[i]}):
+            if not ttfts[i]:
+                ttfts[i] = time.perf_counter() - sent
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
     for thread in threads:

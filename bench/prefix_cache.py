@@ -12,11 +12,10 @@ the cached prompt tokens the server reported.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from _harness import MODEL_KEY, serve_model
+from _harness import MODEL_KEY, serve_model, sse_chunks
 
 
 def main() -> None:
@@ -40,17 +39,13 @@ def main() -> None:
                     "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
             sent = time.perf_counter()
             ttft, text, usage = None, "", {}
-            with http.stream("POST", "v1/chat/completions", json=body) as response:
-                for line in response.iter_lines():
-                    if not line.startswith("data: {"):
-                        continue
-                    chunk = json.loads(line[6:])
-                    usage = chunk.get("usage") or usage
-                    for choice in chunk["choices"]:
-                        piece = choice["delta"].get("content")
-                        if piece:
-                            ttft = ttft or time.perf_counter() - sent
-                            text += piece
+            for chunk in sse_chunks(http, "v1/chat/completions", body):
+                usage = chunk.get("usage") or usage
+                for choice in chunk["choices"]:
+                    piece = choice["delta"].get("content")
+                    if piece:
+                        ttft = ttft or time.perf_counter() - sent
+                        text += piece
             messages.append({"role": "assistant", "content": text})
             first = first or ttft
             cached = usage.get("prompt_tokens_details", {}).get("cached_tokens")

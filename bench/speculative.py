@@ -17,7 +17,6 @@ Target (issue 8): prompt lookup at least 1.3x the plain server on Gemma 3 270M.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import httpx
 import llama_cpp
-from _harness import DRAFT_KEY, MODEL_KEY, chat_renderer, raw_llama, serve_model
+from _harness import DRAFT_KEY, MODEL_KEY, chat_renderer, raw_llama, serve_model, sse_chunks
 from throughput import prompt_tokens
 
 CODE = [
@@ -109,16 +108,11 @@ def server_run(
         **extra,
     }
     stamps, text, usage, stats = [], "", {}, {}
-    with http.stream("POST", "v1/chat/completions", json=body) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data: {"):
-                continue
-            chunk = json.loads(line[6:])
-            usage, stats = chunk.get("usage") or usage, chunk.get("stats") or stats
-            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
-                stamps.append(time.perf_counter())
-                text += chunk["choices"][0]["delta"]["content"]
+    for chunk in sse_chunks(http, "v1/chat/completions", body):
+        usage, stats = chunk.get("usage") or usage, chunk.get("stats") or stats
+        if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            stamps.append(time.perf_counter())
+            text += chunk["choices"][0]["delta"]["content"]
     produced = usage["completion_tokens"]
     return {
         "tps": (produced - 1) / (stamps[-1] - stamps[0]),

@@ -13,7 +13,6 @@ speed, < 10 ms added to time to first token).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import llama_cpp
-from _harness import MODEL_KEY, chat_renderer, eog_bias, raw_llama, serve_model
+from _harness import MODEL_KEY, chat_renderer, eog_bias, raw_llama, serve_model, sse_chunks
 
 TOPICS = [
     "the sea",
@@ -84,16 +83,11 @@ def server_run(
     start = time.perf_counter()
     stamps = []
     produced = 0
-    with http.stream("POST", "v1/chat/completions", json=body) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data: {"):
-                continue
-            chunk = json.loads(line[6:])
-            if chunk.get("usage"):
-                produced = chunk["usage"]["completion_tokens"]
-            elif chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
-                stamps.append(time.perf_counter())
+    for chunk in sse_chunks(http, "v1/chat/completions", body):
+        if chunk.get("usage"):
+            produced = chunk["usage"]["completion_tokens"]
+        elif chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            stamps.append(time.perf_counter())
     return stamps[0] - start, (produced - 1) / (stamps[-1] - stamps[0]), produced
 
 
