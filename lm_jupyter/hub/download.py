@@ -21,6 +21,7 @@ import shutil
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,26 +102,24 @@ def download_variant(
     Two jobs that share a file (two variants of a repo share its projector) take turns: each
     holds its files' locks, in one global order, from the first byte to the last rename.
     """
-    targets = sorted(folder / f.name for f in variant.download_files)
+    with _file_locks(sorted(folder / f.name for f in variant.download_files)):
+        return _fetch_variant(repo, revision, variant, folder, progress, cancel)
+
+
+@contextlib.contextmanager
+def _file_locks(targets: list[Path]) -> Iterator[None]:
     with contextlib.ExitStack() as held:
         for target in targets:
-            held.enter_context(_lock_for(target))
-        return _download_variant(repo, revision, variant, folder, progress, cancel)
+            with _LOCKS_GUARD:
+                lock = _LOCKS.setdefault(target, threading.Lock())
+            held.enter_context(lock)
+        yield
 
 
-def _lock_for(target: Path) -> threading.Lock:
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(target, threading.Lock())
-
-
-def _download_variant(
-    repo: str,
-    revision: str | None,
-    variant: Variant,
-    folder: Path,
-    progress: Progress,
-    cancel: threading.Event,
-) -> list[Path]:
+def _fetch_variant(
+    repo: str, revision: str | None, variant: Variant, folder: Path,
+    progress: Progress, cancel: threading.Event,
+) -> list[Path]:  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     need = missing_bytes(variant, folder)
     free = shutil.disk_usage(folder).free

@@ -56,6 +56,13 @@ def _ram_needed(path: Path) -> int:
     return est.ram_bytes
 
 
+def q8_fits_f16_does_not(chat: Path) -> int:
+    """A ``max_memory`` cap halfway between what tiny-chat's Q8_0 and F16 need: the server's
+    estimate, not a fixed answer, must then pick Q8_0."""
+    q8, f16 = (_ram_needed(chat / f"tiny-chat-{quant}.gguf") for quant in ("Q8_0", "F16"))
+    return (q8 + f16) // 2
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
     src = tmp_path_factory.mktemp("hub")
@@ -118,10 +125,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
             library_name="mlx",
         )
     )
-    hub.sizes = {  # type: ignore[attr-defined]
-        "q8": _ram_needed(chat / "tiny-chat-Q8_0.gguf"),
-        "f16": _ram_needed(chat / "tiny-chat-F16.gguf"),
-    }
+    hub.max_memory = q8_fits_f16_does_not(chat)  # type: ignore[attr-defined]
     try:
         yield hub
     finally:
@@ -131,8 +135,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
 @pytest.fixture(scope="module")
 def dl(hub: StandinHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServer]:
     folder = tmp_path_factory.mktemp("downloads")
-    sizes: dict[str, int] = hub.sizes  # type: ignore[attr-defined]
-    max_memory = (sizes["q8"] + sizes["f16"]) // 2
+    max_memory = hub.max_memory  # type: ignore[attr-defined]
     # TOKEN, the server's Hugging Face token, opens gated-org/granted-GGUF
     with hub_server(folder, hub.endpoint, [f"--LmJupyterApp.max_memory={max_memory}"], TOKEN) as server:
         yield server

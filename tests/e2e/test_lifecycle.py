@@ -57,6 +57,14 @@ def instances(http: httpx.Client, key: str) -> list[dict]:
     raise AssertionError(f"{key} not listed")
 
 
+def assert_goes_idle(http: httpx.Client, within: float = 2) -> None:
+    """The LONG instance stops generating soon after its client left (32k tokens would take long)."""
+    deadline = time.monotonic() + within
+    while instances(http, LONG)[0]["status"] != "idle":
+        assert time.monotonic() < deadline, "generation kept running after the client left"
+        time.sleep(0.02)
+
+
 def unload_all(http: httpx.Client) -> None:
     for model in http.get("api/v1/models").json()["models"]:
         for inst in model["loaded_instances"]:
@@ -132,10 +140,7 @@ def test_disconnect_stops_generation(http: httpx.Client, server: ServerInfo) -> 
                 assert instances(http, LONG)[0]["status"] == "generating"
                 break
     # Closing the connection cancels: the instance is idle long before 32k tokens could be made.
-    deadline = time.monotonic() + 2
-    while instances(http, LONG)[0]["status"] != "idle":
-        assert time.monotonic() < deadline, "generation kept running after the client left"
-        time.sleep(0.02)
+    assert_goes_idle(http)
     # And the worker is free at once for the next request.
     start = time.monotonic()
     reply = http.post("v1/completions", json={"model": LONG, "prompt": "a", "max_tokens": 2})
@@ -148,8 +153,5 @@ def test_non_streaming_disconnect_also_cancels(http: httpx.Client, server: Serve
     body = {"model": LONG, "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS}
     with contextlib.suppress(httpx.TimeoutException):
         httpx.post(server.url + "v1/completions", json=body, headers=http.headers, timeout=1.0)
-    deadline = time.monotonic() + 2
-    while instances(http, LONG)[0]["status"] != "idle":
-        assert time.monotonic() < deadline, "generation kept running after the client left"
-        time.sleep(0.02)
+    assert_goes_idle(http)
     unload_all(http)

@@ -22,7 +22,15 @@ import pytest
 from openai import OpenAI
 
 from lm_jupyter.kernel.discovery import ServerInfo
-from tests.e2e.test_lifecycle import LONG, NO_EOS, instances, load_long, unload_all, worker_pids
+from tests.e2e.test_lifecycle import (
+    LONG,
+    NO_EOS,
+    assert_goes_idle,
+    instances,
+    load_long,
+    unload_all,
+    worker_pids,
+)
 
 CHAT = "test/tiny-chat"
 TOOLS_MODEL = "test/tiny-tools"
@@ -463,19 +471,13 @@ def test_disconnect_stops_generation(http: httpx.Client, server: ServerInfo) -> 
             if deltas == 20:
                 assert instances(http, LONG)[0]["status"] == "generating"
                 break
-    deadline = time.monotonic() + 2
-    while instances(http, LONG)[0]["status"] != "idle":
-        assert time.monotonic() < deadline, "generation kept running after the client left"
-        time.sleep(0.02)
+    assert_goes_idle(http)
     # a non-streaming request is cancelled the same way
     with contextlib.suppress(httpx.TimeoutException):
         httpx.post(
             server.url + "v1/responses", json={**body, "stream": False}, headers=http.headers, timeout=1
         )
-    deadline = time.monotonic() + 2
-    while instances(http, LONG)[0]["status"] != "idle":
-        assert time.monotonic() < deadline, "generation kept running after the client left"
-        time.sleep(0.02)
+    assert_goes_idle(http)
     unload_all(http)
 
 

@@ -22,7 +22,7 @@ from hub_standin import HubFile, HubRepo, StandinHub
 from lm_jupyter.kernel.client import Client
 from lm_jupyter.widgets import ModelManager
 from tests.e2e.isolated_server import IsolatedServer, hub_server
-from tests.e2e.test_downloads import _ram_needed, _variant
+from tests.e2e.test_downloads import _variant, q8_fits_f16_does_not
 from tests.e2e.test_widgets import frontend_sends, recording_comm, updates, wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -44,10 +44,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
     hub.add_files(CHAT, chat, downloads=10)
     slow = _variant(src / "slow", "tiny-slow-Q8_0.gguf", 128, T.MOSTLY_Q8_0, seed=43)
     hub.add(HubRepo(SLOW, [HubFile(slow.name, slow.read_bytes())], throttle=0.2))
-    hub.sizes = {  # type: ignore[attr-defined]
-        "q8": _ram_needed(chat / "tiny-chat-Q8_0.gguf"),
-        "f16": _ram_needed(chat / "tiny-chat-F16.gguf"),
-    }
+    hub.max_memory = q8_fits_f16_does_not(chat)  # type: ignore[attr-defined]
     try:
         yield hub
     finally:
@@ -56,8 +53,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
 
 @pytest.fixture(scope="module")
 def dl(hub: StandinHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServer]:
-    sizes: dict[str, int] = hub.sizes  # type: ignore[attr-defined]
-    config = [f"--LmJupyterApp.max_memory={(sizes['q8'] + sizes['f16']) // 2}"]
+    config = [f"--LmJupyterApp.max_memory={hub.max_memory}"]  # type: ignore[attr-defined]
     with hub_server(tmp_path_factory.mktemp("widget-downloads"), hub.endpoint, config) as server:
         yield server
 
