@@ -14,8 +14,8 @@ import httpx
 import llama_cpp
 
 from lm_jupyter.chat.template import choose_template, render_chat
+from lm_jupyter.client.discovery import free_port, start_headless, stop_process
 from lm_jupyter.engine.gguf_meta import read_metadata
-from lm_jupyter.kernel.discovery import free_port, start_headless, stop_process
 
 MODEL_KEY = "bench/model"
 
@@ -26,13 +26,22 @@ DRAFT_KEY = "bench/draft"
 @contextlib.contextmanager
 def serve_model(model: Path, config: Sequence[str] = (), draft: Path | None = None) -> Iterator[httpx.Client]:
     """A server whose models folder holds just ``model`` (hard-linked) as ``bench/model``
-    (and ``draft``, a speculative-decoding draft model, as ``bench/draft``)."""
+    (and ``draft``, a speculative-decoding draft model, as ``bench/draft``). An MLX model is a
+    folder: its files are linked into ``bench/model/``."""
     with tempfile.TemporaryDirectory() as tmp:
         for source, name in ((model, "model"), (draft, "draft")):
-            if source is not None:
-                folder = Path(tmp) / "models" / "bench" / f"{name}-GGUF"
+            if source is None:
+                continue
+            if source.is_dir():
+                folder = Path(tmp) / "models" / "bench" / name
                 folder.mkdir(parents=True)
-                os.link(source.resolve(), folder / source.name)
+                for file in source.iterdir():
+                    if file.is_file():
+                        os.link(file.resolve(), folder / file.name)
+                continue
+            folder = Path(tmp) / "models" / "bench" / f"{name}-GGUF"
+            folder.mkdir(parents=True)
+            os.link(source.resolve(), folder / source.name)
         os.environ["JUPYTER_RUNTIME_DIR"] = str(Path(tmp) / "runtime")
         server = start_headless(
             port=free_port("127.0.0.1", 0), models_dir=str(Path(tmp) / "models"), config=config

@@ -152,7 +152,7 @@ def main() -> None:
             http, task(run), tokens, draft_model=DRAFT_KEY, **n_draft
         )
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
-    with serve_model(args.model, config=[f"--LmJupyterApp.threads={threads}"], draft=args.draft) as http:
+    with serve_model(args.model, config=[f"--ModelManager.threads={threads}"], draft=args.draft) as http:
         http.post(
             "api/v1/models/load", json={"model": MODEL_KEY, "context_length": args.context, "parallel": 1}
         )

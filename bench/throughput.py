@@ -1,6 +1,9 @@
-"""Decode speed and time to first token: raw llama-cpp-python vs. a streamed /v1/chat/completions.
+"""Decode speed and time to first token: the raw library vs. a streamed /v1/chat/completions.
 
     python bench/throughput.py MODEL.gguf [--tokens 128] [--runs 5] [--context 4096]
+    python bench/throughput.py MLX_MODEL_FOLDER [--tokens 128] [--runs 5] [--context 4096]
+
+A GGUF file is compared with llama-cpp-python, an MLX folder with mlx-lm's ``stream_generate``.
 
 Both sides load the same file with the same context and thread count, get the same rendered
 chat prompt (the server's template, so prompt token counts match), decode greedily with EOS
@@ -16,6 +19,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -91,33 +95,44 @@ def server_run(
     return stamps[0] - start, (produced - 1) / (stamps[-1] - stamps[0]), produced
 
 
+def raw_side_for(
+    args: argparse.Namespace,
+) -> tuple[Callable[[int, int], tuple[float, float, int]], str, dict[int, float], int]:
+    """The baseline's run(run, tokens), its name, the end-of-turn ban and the thread count."""
+    if args.model.is_dir():  # MLX: mlx-lm's threads are its own
+        from _mlx import RawMlx, mlx_chat_renderer
+
+        render_mlx = mlx_chat_renderer(args.model)
+        mlx = RawMlx(args.model)
+        return lambda run, n: mlx.run(render_mlx(question(run)), n), "raw mlx-lm", mlx.bias, 0
+    render = chat_renderer(args.model)
+    llm, threads = raw_llama(args.model, args.context, args.threads)
+    bias = eog_bias(llm)
+    return lambda run, n: raw_run(llm, render(question(run)), n, bias), "raw llama-cpp-python", bias, threads
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("model", type=Path, help="a GGUF file")
+    parser.add_argument("model", type=Path, help="a GGUF file or an MLX model folder")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--context", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for both sides (0: all cores)")
     args = parser.parse_args()
 
-    render = chat_renderer(args.model)
+    baseline, raw_side, bias, threads = raw_side_for(args)
 
-    def prompt_for(run: int) -> str:
-        return render(question(run))
-
-    llm, threads = raw_llama(args.model, args.context, args.threads)
-    bias = eog_bias(llm)
-
-    with serve_model(args.model, config=[f"--LmJupyterApp.threads={threads}"]) as http:
-        http.post("api/v1/models/load", json={"model": MODEL_KEY, "context_length": args.context})
+    with serve_model(args.model, config=[f"--ModelManager.threads={threads}"]) as http:
+        loaded = http.post("api/v1/models/load", json={"model": MODEL_KEY, "context_length": args.context})
+        loaded.raise_for_status()
         # Warm both sides once (page in weights, build caches) before measuring.
-        raw_run(llm, prompt_for(99), 8, bias)
+        baseline(99, 8)
         server_run(http, MODEL_KEY, question(99), 8, bias)
         raw, ours = [], []
         for run in range(args.runs):
-            raw.append(raw_run(llm, prompt_for(run), args.tokens, bias))
+            raw.append(baseline(run, args.tokens))
             ours.append(server_run(http, MODEL_KEY, question(run), args.tokens, bias))
             assert ours[-1][2] == args.tokens, ours[-1]
 
@@ -126,7 +141,7 @@ def main() -> None:
     raw_tps = statistics.median(r[1] for r in raw)
     our_tps = statistics.median(r[1] for r in ours)
     print(f"model: {args.model.name}  tokens/run: {args.tokens}  runs: {args.runs}  threads: {threads}")
-    print(f"{'':28}{'raw llama-cpp-python':>22}{'lm_jupyter /v1 stream':>24}")
+    print(f"{'':28}{raw_side:>22}{'lm_jupyter /v1 stream':>24}")
     print(f"{'decode tokens/s (median)':28}{raw_tps:>22.1f}{our_tps:>24.1f}")
     print(f"{'time to first token (ms)':28}{raw_ttft * 1000:>22.1f}{our_ttft * 1000:>24.1f}")
     print(f"decode speed ratio (server/raw): {our_tps / raw_tps:.3f}   (target >= 0.97)")

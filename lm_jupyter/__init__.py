@@ -20,6 +20,8 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    from .kernel.llm_magics import LlmMagics
     from .kernel.magics import load_ipython_extension as load
 
     load(ipython)
+    ipython.register_magics(LlmMagics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_gguf import THINK_TEMPLATE, TOOLS_TEMPLATE, write_tiny_model
 
-from lm_jupyter.kernel.discovery import ServerInfo, free_port, start_headless, stop_process
+from lm_jupyter.client.discovery import ServerInfo, free_port, start_headless, stop_process
+
+# A suite started in the background of a non-interactive shell (`make test &`, nohup) inherits
+# SIGINT ignored, and so would every `lmj` the tests start and then stop with Ctrl+C. The tests
+# are about a user's terminal, where Ctrl+C works: give the children the default disposition.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 GEMMA_SOURCE = REPO / ".cache" / "models-src" / "gemma-3-270m-q4_k_m.gguf"
@@ -41,6 +48,13 @@ def write_test_models(root: Path) -> Path:
     )
     write_tiny_model(root / "test" / "tiny-tools-GGUF" / "tiny-tools-F32.gguf", chat_template=TOOLS_TEMPLATE)
     write_tiny_model(root / "test" / "tiny-think-GGUF" / "tiny-think-F32.gguf", chat_template=THINK_TEMPLATE)
+    write_tiny_model(
+        root / "test" / "tiny-rerank-GGUF" / "tiny-rerank-F32.gguf",
+        name="tiny-rerank",
+        chat_template=None,
+        seed=4,
+        rank_labels=["yes", "no"],
+    )
     return root
 
 
@@ -81,8 +95,11 @@ def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         info = start_headless(
             port=free_port("127.0.0.1", 0),
             models_dir=str(models_dir),
-            # stored /v1/responses go to a temp file, not the user's data folder
-            config=[f"--LmJupyterApp.responses_db={runtime / 'responses.sqlite3'}"],
+            # stored /v1/responses and remote upstreams: temp files, not the user's data folder
+            config=[
+                f"--LmJupyterApp.responses_db={runtime / 'responses.sqlite3'}",
+                f"--LmJupyterApp.remotes_file={runtime / 'remotes.json'}",
+            ],
         )
     finally:
         if previous is None:
@@ -107,3 +124,27 @@ def openai_client(server: ServerInfo):
     from openai import OpenAI
 
     return OpenAI(base_url=server.v1, api_key=server.token, max_retries=0, timeout=120)
+
+
+# -- a skip is an untested feature ---------------------------------------------------------------
+# Only tests marked `gpu` may skip (no GPU here); any other skip, e.g. for a missing chromium or
+# tmux, fails the run, so a machine without a tool cannot pass while testing less.
+_SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and "gpu" not in report.keywords:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _SKIPPED.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SKIPPED and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _SKIPPED:
+        terminalreporter.section("skipped outside the gpu marker: the run fails", red=True)
+        for line in _SKIPPED:
+            terminalreporter.line(line)

@@ -14,7 +14,9 @@ client (2.x) calls, served by Tornado on a free local port (point ``HF_ENDPOINT`
 ``fail_with[path] = [503, ...]``: the next downloads of that file answer those statuses.
 ``cut_after[path] = [n, ...]``: the next downloads of that file (GETs with no ``Range`` or an
 open-ended one) send ``n`` bytes of a body whose ``Content-Length`` promises all of them, and
-drop the connection. ``requests`` records every
+drop the connection. ``hold[path] = threading.Event()``: downloads of that file send their first
+64 kB piece, then wait until the test sets the event (a download that is surely still running).
+``requests`` records every
 request (method, path, Range) so tests can see what the client asked for.
 """
 
@@ -63,6 +65,7 @@ class StandinHub:
         self.repos: dict[str, HubRepo] = {}
         self.cut_after: dict[str, list[int]] = {}
         self.fail_with: dict[str, list[int]] = {}  # the next downloads of a file answer these statuses
+        self.hold: dict[str, threading.Event] = {}  # downloads of a file stall after 64 kB until set
         self.requests: list[tuple[str, str, str | None]] = []
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -280,10 +283,13 @@ class CdnHandler(_Handler):
             assert self.request.connection is not None
             self.request.connection.close()  # type: ignore[attr-defined]
             return
-        if not repo.throttle or (match and match.group(2)):
+        hold = self.hub.hold.get(file.path) if download else None
+        if not (repo.throttle or hold) or (match and match.group(2)):
             self.write(data)
             return
         for start in range(0, len(data), 1 << 16):
             self.write(data[start : start + (1 << 16)])
             await self.flush()
+            while hold is not None and not hold.is_set():
+                await asyncio.sleep(0.02)
             await asyncio.sleep(repo.throttle)

@@ -62,9 +62,18 @@ WORDS = [
 ]
 CONTROL = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
 BOS_ID, EOS_ID, IM_START_ID, IM_END_ID = 1, 2, 3, 4
+# Fill-in-the-middle control tokens (Qwen2.5-Coder's spellings), after the words when asked for.
+FIM_TOKENS = ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"]
+# The header keys naming them: llama.cpp's current ones, those of files converted before it had
+# them, or none at all (the tokens only in the vocabulary, as in Qwen2.5-Coder's GGUFs).
+FIM_KEYS: dict[str, tuple[str, ...]] = {
+    "fim": ("fim_pre", "fim_suf", "fim_mid"),
+    "legacy": ("prefix", "suffix", "middle"),
+    "vocab": (),
+}
 
 
-def vocabulary() -> tuple[list[str], list[float], list[int]]:
+def vocabulary(fim: bool = False) -> tuple[list[str], list[float], list[int]]:
     tokens, scores, types = [], [], []
     for index, text in enumerate(CONTROL):
         tokens.append(text)
@@ -78,6 +87,10 @@ def vocabulary() -> tuple[list[str], list[float], list[int]]:
         tokens.append(word)
         scores.append(-float(rank))
         types.append(gguf.TokenType.NORMAL)
+    for text in FIM_TOKENS if fim else []:
+        tokens.append(text)
+        scores.append(0.0)
+        types.append(gguf.TokenType.CONTROL)
     return tokens, scores, types
 
 
@@ -93,16 +106,30 @@ def write_tiny_model(
     n_layer: int = 2,
     file_type: gguf.LlamaFileType = gguf.LlamaFileType.ALL_F32,
     split_max_tensors: int = 0,
+    rank_labels: list[str] | None = None,
+    fim_keys: str | None = None,
+    endless: bool = False,
 ) -> Path:
     """``file_type`` only labels the file (as a quantized download would be); weights stay F32.
 
+    ``fim_keys`` ("fim", "legacy" or "vocab", see ``FIM_KEYS``) adds fill-in-the-middle tokens
+    and names them in the header (or not), as a code model's converter does.
+
+    ``endless`` zeroes the output rows of ``</s>`` and ``<|im_end|>``: their logit is 0 while the
+    largest of the others is far above it, so greedy decoding never ends a turn by itself, whatever
+    the prompt (a random model's early stop depends on exact prompt tokens).
+
     ``split_max_tensors`` splits the model into shards as ``gguf-split`` does
     (``NAME-00001-of-0000N.gguf``, the metadata in the first).
+
+    ``rank_labels`` makes a reranker as Qwen3-Reranker GGUFs are: a ``qwen3`` model with rank
+    pooling and a classifier head (``cls.output``) with one output per label, whose softmax
+    llama.cpp returns; the first label's probability is the relevance score.
     """
     rng = np.random.default_rng(seed)
-    tokens, scores, types = vocabulary()
+    tokens, scores, types = vocabulary(fim=fim_keys is not None)
     n_vocab, n_head, n_ff = len(tokens), 4, 4 * n_embd
-    arch = "llama"
+    arch = "qwen3" if rank_labels else "llama"
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(path), arch, split_max_tensors=split_max_tensors)
     writer.add_name(name)
@@ -117,6 +144,11 @@ def write_tiny_model(
     writer.add_layer_norm_rms_eps(1e-5)
     if embedding:
         writer.add_pooling_type(gguf.PoolingType.MEAN)
+    if rank_labels:
+        writer.add_pooling_type(gguf.PoolingType.RANK)
+        writer.add_classifier_output_labels(rank_labels)
+        writer.add_key_length(n_embd // n_head)
+        writer.add_value_length(n_embd // n_head)
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
     writer.add_token_scores(scores)
@@ -128,6 +160,10 @@ def write_tiny_model(
     writer.add_add_eos_token(False)
     if chat_template:
         writer.add_chat_template(chat_template)
+    if fim_keys is not None:
+        first = len(tokens) - len(FIM_TOKENS)
+        for offset, name in enumerate(FIM_KEYS[fim_keys]):
+            writer.add_uint32(f"tokenizer.ggml.{name}_token_id", first + offset)
 
     def weight(*shape: int, scale: float = 0.5) -> np.ndarray:
         return (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
@@ -138,12 +174,20 @@ def write_tiny_model(
         writer.add_tensor(prefix + "attn_norm.weight", np.ones(n_embd, dtype=np.float32))
         for proj in ("attn_q", "attn_k", "attn_v", "attn_output"):
             writer.add_tensor(prefix + proj + ".weight", weight(n_embd, n_embd))
+        if rank_labels:  # qwen3 normalises queries and keys per head
+            for norm in ("attn_q_norm", "attn_k_norm"):
+                writer.add_tensor(prefix + norm + ".weight", np.ones(n_embd // n_head, dtype=np.float32))
         writer.add_tensor(prefix + "ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
         writer.add_tensor(prefix + "ffn_gate.weight", weight(n_ff, n_embd))
         writer.add_tensor(prefix + "ffn_up.weight", weight(n_ff, n_embd))
         writer.add_tensor(prefix + "ffn_down.weight", weight(n_embd, n_ff))
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    writer.add_tensor("output.weight", weight(n_vocab, n_embd, scale=4.0))
+    output = weight(n_vocab, n_embd, scale=4.0)
+    if endless:
+        output[[tokens.index("</s>"), tokens.index("<|im_end|>")]] = 0.0
+    writer.add_tensor("output.weight", output)
+    if rank_labels:
+        writer.add_tensor("cls.output.weight", weight(len(rank_labels), n_embd, scale=2.0))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

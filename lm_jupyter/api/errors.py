@@ -55,5 +55,15 @@ def model_not_found(model: str) -> APIError:
     )
 
 
+def jit_off(model: str) -> APIError:
+    """A request for a model that is not loaded while ``ModelManager.jit_loading`` is off."""
+    return APIError(
+        f"'{model}' is not loaded and just-in-time loading is off on this server: load it first "
+        f"(`lmj load {model}`), or turn JIT loading on (`lmj server settings --set jit_loading=true`).",
+        param="model",
+        code="model_not_loaded",
+    )
+
+
 def server_error(message: str) -> APIError:
     return APIError(message, status=500, type="server_error", code="internal_error")

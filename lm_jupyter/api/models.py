@@ -15,7 +15,13 @@ class ModelFacts:
     path: str  # relative to the models folder: publisher/repo/file.gguf
     publisher: str
     arch: str
-    type: str  # "llm" | "embeddings"
+    type: str  # "llm" | "embeddings" | "reranker"
+
+    @property
+    def pooled(self) -> bool:
+        """Embedding models and rerankers run on a pooling context, not the LLM scheduler."""
+        return self.type != "llm"
+
     quantization: str
     size_bytes: int
     max_context_length: int
@@ -23,6 +29,8 @@ class ModelFacts:
     trained_for_tool_use: bool
     reasoning: bool
     display_name: str
+    fill_in_middle: bool = False  # has FIM tokens: /v1/completions takes a `suffix`
+    format: str = "gguf"  # "gguf" (a file, llama.cpp) or "mlx" (a folder, mlx-lm)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,7 +50,7 @@ class LoadedInstance:
     ttl_remaining_seconds: float | None
     memory_bytes: int | None
     parallel: int
-    gpu_offload: float
+    gpu_offload: float | None  # None: still loading, offload chosen by what fits
     flash_attention: bool
 
     def to_json(self) -> dict[str, Any]:
@@ -55,6 +63,7 @@ class LoadedInstance:
                 "flash_attention": self.flash_attention,
                 "gpu_offload": self.gpu_offload,
             },
+            "device": device(self.gpu_offload),
             "status": self.status,
             "queued": self.queued,
             "loaded_by": "jit" if self.jit else "explicit",
@@ -64,6 +73,13 @@ class LoadedInstance:
         }
 
 
+def device(gpu_offload: float | None) -> str | None:
+    """Where an instance runs, from the fraction of its layers on the GPU."""
+    if gpu_offload is None:
+        return None
+    return "cpu" if gpu_offload <= 0 else "gpu" if gpu_offload >= 1 else "gpu+cpu"
+
+
 def openai_models(ids: list[str]) -> dict[str, Any]:
     return {
         "data": [{"id": model_id, "object": "model", "owned_by": "organization_owner"} for model_id in ids],
@@ -71,20 +87,27 @@ def openai_models(ids: list[str]) -> dict[str, Any]:
     }
 
 
-def v0_model(facts: ModelFacts, instance: LoadedInstance | None) -> dict[str, Any]:
+def v0_model(
+    facts: ModelFacts, instance: LoadedInstance | None, last_error: str | None = None
+) -> dict[str, Any]:
+    """One model (or loaded instance); ``last_error`` is ours: why its worker last died, shown
+    while it is not loaded again."""
     body: dict[str, Any] = {
         "id": instance.identifier if instance else facts.model_key,
         "object": "model",
         "type": facts.type,
         "publisher": facts.publisher,
         "arch": facts.arch,
-        "compatibility_type": "gguf",
+        "compatibility_type": facts.format,
         "quantization": facts.quantization,
         "state": "loaded" if instance else "not-loaded",
         "max_context_length": facts.max_context_length,
     }
     if instance:
         body["loaded_context_length"] = instance.context_length
+        body["device"] = device(instance.gpu_offload)  # ours: where it runs (cpu, gpu, gpu+cpu)
+    elif last_error:
+        body["last_error"] = last_error
     capabilities = [
         name
         for name, present in (("tool_use", facts.trained_for_tool_use), ("reasoning", facts.reasoning))
@@ -96,14 +119,18 @@ def v0_model(facts: ModelFacts, instance: LoadedInstance | None) -> dict[str, An
 
 
 def v1_model(
-    facts: ModelFacts, instances: list[LoadedInstance], variants: list[ModelFacts]
+    facts: ModelFacts,
+    instances: list[LoadedInstance],
+    variants: list[ModelFacts],
+    last_error: str | None = None,
 ) -> dict[str, Any]:
     """One model (all its variants); ``facts`` are those of its default variant.
 
-    ``variant_details`` is ours: ``lmj ls --variants`` shows each variant's quantization and size.
+    ``variant_details`` is ours: ``lmj ls --variants`` shows each variant's quantization and size;
+    so is ``last_error``, why a worker of it last died, while none is loaded.
     """
     body: dict[str, Any] = {
-        "type": "embedding" if facts.type == "embeddings" else "llm",
+        "type": V1_TYPES[facts.type],
         "publisher": facts.publisher,
         "key": facts.model_key,
         "display_name": facts.display_name,
@@ -112,7 +139,7 @@ def v1_model(
         "params_string": facts.params_string,
         "loaded_instances": [inst.to_json() for inst in instances],
         "max_context_length": facts.max_context_length,
-        "format": "gguf",
+        "format": facts.format,
         "path": facts.path,
         "variants": [variant.key for variant in variants],
         "selected_variant": facts.key,
@@ -121,12 +148,22 @@ def v1_model(
             for v in variants
         ],
     }
+    if last_error and not instances:
+        body["last_error"] = last_error
     if facts.type == "llm":
         body["architecture"] = facts.arch
-        body["capabilities"] = {"vision": False, "trained_for_tool_use": facts.trained_for_tool_use}
+        body["capabilities"] = {
+            "vision": False,
+            "trained_for_tool_use": facts.trained_for_tool_use,
+            "fill_in_middle": facts.fill_in_middle,
+        }
         if facts.reasoning:
             body["capabilities"]["reasoning"] = {"allowed_options": ["off", "on"], "default": "on"}
     return body
+
+
+# LM Studio's REST v1 says "embedding" where v0 says "embeddings"; rerankers are ours.
+V1_TYPES = {"llm": "llm", "embeddings": "embedding", "reranker": "reranker"}
 
 
 def quant_bits(name: str) -> float | None:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from .errors import APIError
 from .requests import ResponseFormat, SamplingRequest, parse_request
+from .validation import too_deep
 
 _SAMPLING = SamplingRequest.model_fields  # one definition of each field's type and range
 
@@ -118,6 +119,8 @@ def parse_with_preset(model: type[_T], body: bytes, lookup: Callable[[str], Pres
         data = json.loads(body)
     except ValueError:
         data = None
+    except RecursionError:
+        raise too_deep() from None
     if not isinstance(data, dict) or data.get("preset") is None:
         return parse_request(model, body)
     name = data["preset"]

@@ -2,25 +2,28 @@
 
 Validation is strict (a string is not an integer) and every failure names the offending
 field, because a vague 400 is the top complaint about local servers. Unknown fields are
-ignored: SDKs send options we do not implement (``user``, ``logprobs: false``...) and
+ignored: SDKs send options we do not implement (``user``, ``service_tier``...) and
 refusing them would break real clients for no benefit.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from .errors import APIError
+from .validation import _FieldError
+from .validation import parse_request as parse_request  # importers take it from here
+
+# OpenAI allows 20 alternatives per token on chat (5 on legacy completions; we allow 20 there too).
+MAX_TOP_LOGPROBS = 20
 
 
 class _Request(BaseModel):
@@ -148,6 +151,10 @@ class SamplingRequest(_Request):
     prompt_lookup: bool = False
     num_draft_tokens: int | None = Field(default=None, ge=1, le=32)
     draft_min_probability: float | None = Field(default=None, ge=0, le=1)
+    # Ours: top_logprobs lists only tokens the grammar / JSON schema allows (llm.classify).
+    constrained_logprobs: bool = False
+    # llama-server's: streams report prompt processing (chunks with ``prompt_progress``).
+    return_progress: bool = False
 
     @model_validator(mode="after")
     def _one_constraint(self) -> SamplingRequest:
@@ -156,6 +163,12 @@ class SamplingRequest(_Request):
             raise _FieldError("grammar", "cannot be combined with a JSON response_format")
         if self.prompt_lookup and self.draft_model is not None:
             raise _FieldError("prompt_lookup", "cannot be combined with draft_model: choose one way to draft")
+        if self.constrained_logprobs and not (self.grammar is not None or json_format):
+            raise _FieldError("constrained_logprobs", "needs a 'grammar' or a JSON 'response_format'")
+        if self.constrained_logprobs and not self.top_logprobs_count():
+            raise _FieldError(
+                "constrained_logprobs", "needs logprobs with at least one alternative per token"
+            )
         return self
 
     @field_validator("max_tokens", "max_completion_tokens")
@@ -196,6 +209,10 @@ class SamplingRequest(_Request):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    def top_logprobs_count(self) -> int | None:
+        """How many alternatives each token's logprobs list; None: no logprobs asked for."""
+        return None
+
 
 class NamedFunction(_Request):
     name: str = Field(min_length=1)
@@ -214,6 +231,32 @@ class ChatCompletionRequest(SamplingRequest):
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     # Where thinking goes (llama-server's option name): DeepSeek's field, gpt-oss's, or content.
     reasoning_format: Literal["auto", "reasoning_content", "reasoning", "none"] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    # vLLM's name: the last (assistant) message is the start of the answer, which the model
+    # continues instead of opening a new turn (Anthropic's assistant prefill uses it too).
+    continue_final_message: bool = False
+
+    @model_validator(mode="after")
+    def _final_message_to_continue(self) -> ChatCompletionRequest:
+        if self.continue_final_message:
+            last = self.messages[-1]
+            if len(self.messages) < 2 or last.role != "assistant" or last.tool_calls or not last.text():
+                raise _FieldError(
+                    "continue_final_message",
+                    "needs the last message to be an assistant message with text (and no tool calls), "
+                    "after the conversation it answers",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise _FieldError("top_logprobs", "needs 'logprobs': true")
+        return self
+
+    def top_logprobs_count(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     @model_validator(mode="after")
     def _tool_choice_names_a_tool(self) -> ChatCompletionRequest:
@@ -237,18 +280,99 @@ class ChatCompletionRequest(SamplingRequest):
         return self
 
 
+class InputExtra(_Request):
+    """Another file as context for fill-in-the-middle (llama-server's ``input_extra`` chunk)."""
+
+    filename: str = ""
+    text: str
+
+
 class CompletionRequest(SamplingRequest):
-    prompt: str | list[str]
+    # A text, or token ids (what lm-evaluation-harness sends), alone or as a batch of one.
+    prompt: str | list[str] | list[int] | list[list[int]]
+    # The legacy API's logprobs is the number of alternatives per token (0: the chosen only).
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    echo: bool = False  # the answer starts with the prompt (and its logprobs: prompt scoring)
+
+    @field_validator("max_tokens", "max_completion_tokens")
+    @classmethod
+    def _max_tokens(cls, value: int | None) -> int | None:
+        """0 is allowed here (checked with ``echo`` below): lm-evaluation-harness scores a
+        prompt with ``echo``, ``logprobs`` and ``max_tokens: 0``."""
+        return value if value == 0 else SamplingRequest._max_tokens(value)
+
+    @model_validator(mode="after")
+    def _zero_tokens_only_to_echo(self) -> CompletionRequest:
+        for name in ("max_tokens", "max_completion_tokens"):
+            if getattr(self, name) == 0 and not self.echo:
+                raise _FieldError(name, "must be at least 1 (0 only with 'echo': true), or -1 for no limit")
+        return self
+
+    def top_logprobs_count(self) -> int | None:
+        return self.logprobs
+
+    # OpenAI's fill-in-the-middle field: the prompt is the text before the gap, this the text after.
+    suffix: str | None = None
+    input_extra: list[InputExtra] = Field(default_factory=list)  # llama-server's; only with a suffix
 
     @field_validator("prompt")
     @classmethod
-    def _one_prompt(cls, value: str | list[str]) -> str | list[str]:
+    def _one_prompt(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and all(isinstance(token, int) for token in value):
+            value = [value]  # one prompt of token ids
         if isinstance(value, list) and len(value) != 1:
-            raise ValueError("exactly one prompt per request is supported")
+            raise ValueError("exactly one prompt per request is supported (a string or a list of token ids)")
+        if isinstance(value, list) and isinstance(value[0], list):
+            if not value[0]:
+                raise ValueError("a prompt of token ids must not be empty")
+            if min(value[0]) < 0:
+                raise ValueError("token ids must not be negative")
         return value
 
+    @model_validator(mode="after")
+    def _extra_needs_suffix(self) -> CompletionRequest:
+        if self.input_extra and self.suffix is None:
+            raise _FieldError("input_extra", "is context for fill-in-the-middle: send it with a 'suffix'")
+        return self
+
     def prompt_text(self) -> str:
-        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+        """The prompt's text; empty for a prompt of token ids (the worker gets those as they are)."""
+        if isinstance(self.prompt, str):
+            return self.prompt
+        first = self.prompt[0]
+        return first if isinstance(first, str) else ""
+
+    def prompt_tokens(self) -> list[int] | None:
+        first = None if isinstance(self.prompt, str) else self.prompt[0]
+        return first if isinstance(first, list) else None
+
+
+class InfillRequest(CompletionRequest):
+    """llama-server's ``/infill`` body, read as the completion it is.
+
+    ``input_prefix``/``input_suffix``/``n_predict`` are its names for ``prompt``/``suffix``/
+    ``max_tokens``. ``model`` may be left out while exactly one LLM is loaded, as editor
+    plugins written for a one-model llama-server send none.
+    """
+
+    model: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _llama_server_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("prompt"):
+            raise _FieldError(
+                "prompt",
+                "is not supported on /infill: send the text before the cursor as 'input_prefix'",
+            )
+        data = dict(data)
+        data["prompt"] = data.pop("input_prefix", "")
+        data["suffix"] = data.pop("input_suffix", "")
+        if "n_predict" in data:
+            data["max_tokens"] = data.pop("n_predict")
+        return data
 
 
 class EmbeddingRequest(_Request):
@@ -268,74 +392,6 @@ class EmbeddingRequest(_Request):
         return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
-class _FieldError(ValueError):
-    """A cross-field check that knows exactly which field is wrong."""
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-_TYPE_NAMES = {
-    "int_type": "an integer",
-    "float_type": "a number",
-    "bool_type": "a boolean",
-    "string_type": "a string",
-    "list_type": "an array",
-    "dict_type": "an object",
-    "model_type": "an object",
-}
-
-
-_T = TypeVar("_T", bound=BaseModel)
-
-
-def parse_request(model: type[_T], body: bytes) -> _T:
-    """Validate a raw JSON body into ``model`` or raise an :class:`APIError` naming the field."""
-    if not body.strip():
-        raise APIError("The request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        raise _to_api_error(exc) from None
-
-
-def _to_api_error(exc: ValidationError) -> APIError:
-    # Of a union's per-member errors, the deepest one says most (a list of parts missing
-    # "text" beats "not a string"); for unrelated errors the first wins.
-    first = max(exc.errors(), key=lambda error: len(error["loc"]))
-    kind = first["type"]
-    if kind == "json_invalid":
-        return APIError(f"The request body is not valid JSON: {first['msg']}.", code="invalid_json")
-    if kind == "model_type" and not first["loc"]:
-        return APIError("The request body must be a JSON object.", code="invalid_json")
-    # Unions report one error per member; the member names in loc are noise for a client.
-    loc = [part for part in first["loc"] if isinstance(part, int) or not _is_union_tag(str(part))]
-    param = ".".join(str(part) for part in loc) or None
-    ctx_error = (first.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, _FieldError):
-        return APIError(f"Invalid '{ctx_error.param}': {ctx_error}.", param=ctx_error.param)
-    if kind == "missing":
-        return APIError(
-            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-        )
-    if kind in _TYPE_NAMES or kind.endswith("_type") or kind.endswith("_parsing"):
-        expected = _TYPE_NAMES.get(kind, "a different type")
-        if len(exc.errors()) > 1 and all(
-            e["loc"][: len(loc)] == first["loc"][: len(loc)] for e in exc.errors()
-        ):
-            expected = "one of the accepted types"
-        return APIError(f"Invalid type for '{param}': expected {expected}.", param=param, code="invalid_type")
-    message = first["msg"].removeprefix("Value error, ")
-    return APIError(f"Invalid value for '{param}': {message}.", param=param, code="invalid_value")
-
-
-def _is_union_tag(part: str) -> bool:
-    return part in {"str", "int", "float", "bool", "list[str]", "list[TextPart]", "dict[str,float]"} or (
-        part.startswith(("list[", "dict[", "function-", "literal["))
-    )
-
-
 class LoadRequest(_Request):
     model: str = Field(min_length=1)
     context_length: int | None = Field(default=None, ge=1)
@@ -344,7 +400,22 @@ class LoadRequest(_Request):
     gpu: Literal["off", "max"] | float | None = None
     parallel: int = Field(default=4, ge=1, le=64)
     flash_attention: bool = False
-    draft_model: str | None = Field(default=None, min_length=1)  # default for requests without one
+    # Speculative decoding defaults for requests that set none (LM Studio's speculative_draft_* too).
+    draft_model: str | None = Field(
+        default=None, min_length=1, validation_alias=AliasChoices("draft_model", "speculative_draft_model")
+    )
+    num_draft_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        validation_alias=AliasChoices("num_draft_tokens", "speculative_draft_max_tokens"),
+    )
+    draft_min_probability: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("draft_min_probability", "speculative_draft_min_continue_probability"),
+    )
     echo_load_config: bool = False
     force: bool = False  # load even if the memory guardrail says it will not fit
 
@@ -355,11 +426,12 @@ class LoadRequest(_Request):
             raise ValueError("must be 'off', 'max' or a fraction between 0 and 1")
         return value
 
-    def gpu_ratio(self) -> float:
-        """``lms load --gpu``: off = 0, max = 1, or a fraction of the layers."""
-        if self.gpu is None or self.gpu == "off":
-            return 0.0
-        return 1.0 if self.gpu == "max" else float(self.gpu)
+    def gpu_ratio(self) -> float | None:
+        """``lms load --gpu``: off = 0, max = 1, or a fraction of the layers; not given (None):
+        as LM Studio, all layers where they fit in GPU memory, else as many as fit."""
+        if self.gpu is None:
+            return None
+        return 0.0 if self.gpu == "off" else 1.0 if self.gpu == "max" else float(self.gpu)
 
 
 class UnloadRequest(_Request):

@@ -11,9 +11,9 @@ import copy
 import time
 from typing import Any
 
+from .completions import Outcome, is_json
 from .errors import APIError
-from .responses import Outcome, is_json
-from .responses_api import McpToolSpec, ResponsesRequest, ToolChoiceFunction, ToolChoiceMcp, new_item_id
+from .responses_request import McpToolSpec, ResponsesRequest, ToolChoiceFunction, ToolChoiceMcp, new_item_id
 
 
 def usage(outcomes: list[Outcome]) -> dict[str, Any]:

@@ -1,1 +1,2 @@
-"""Prompt side: chat templates (and later tool-call and reasoning parsers). Pure, no I/O."""
+"""Prompt side: chat templates, model families (``families/``), and the incremental parsers
+that split reasoning and tool calls out of generated text. Pure, no I/O."""

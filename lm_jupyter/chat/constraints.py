@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.errors import APIError
+from .families import Family
 
 ENFORCED = {
     "type", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
@@ -36,6 +37,45 @@ def check_schema(schema: Any, param: str = "response_format") -> None:
             param=param,
             code="unsupported_schema",
         )
+    for ref, path in _refs(schema, "#"):
+        if not _resolves(schema, ref):
+            raise APIError(
+                f"The JSON schema's $ref '{ref}' at {path} does not point into the schema itself; "
+                "only local references like '#/$defs/Name' to definitions that exist can be enforced.",
+                param=param,
+                code="unsupported_schema",
+            )
+
+
+def _refs(schema: Any, path: str) -> list[tuple[Any, str]]:
+    """Every ``$ref`` in the schema with where it is."""
+    found: list[tuple[Any, str]] = []
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "$ref":
+                found.append((value, path))
+            else:
+                found += _refs(value, f"{path}/{key}")
+    elif isinstance(schema, list):
+        for index, value in enumerate(schema):
+            found += _refs(value, f"{path}/{index}")
+    return found
+
+
+def _resolves(root: Any, ref: Any) -> bool:
+    """Whether a ``$ref`` is a JSON pointer (``#/a/b``) to a schema inside ``root``."""
+    if not isinstance(ref, str) or not ref.startswith("#"):
+        return False
+    node = root
+    for raw in ref[1:].split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return isinstance(node, (dict, bool))
 
 
 def _unsupported(schema: Any, path: str) -> tuple[str, str] | None:
@@ -60,37 +100,19 @@ def _unsupported(schema: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
-# How each family writes one call, as (text before the arguments JSON, text after it); NAME is
-# replaced by the model-facing tool name. Families whose arguments are not a JSON object
-# (Qwen3-Coder and Seed-OSS XML, gpt-oss Harmony) cannot be forced this way yet.
-CALL_WRAPPERS: dict[str, tuple[str, str]] = {
-    "hermes": ('<tool_call>\n{"name": "NAME", "arguments": ', "}\n</tool_call>"),
-    "fallback": ('[TOOL_REQUEST]{"name": "NAME", "arguments": ', "}[END_TOOL_REQUEST]"),
-    "llama3": ('{"name": "NAME", "parameters": ', "}"),
-    "mistral": ("[TOOL_CALLS]NAME[ARGS]", ""),
-    "nemotron_nano_v2": ('<TOOLCALL>[{"name": "NAME", "arguments": ', "}]</TOOLCALL>"),
-    "granite": ('<|tool_call|>[{"name": "NAME", "arguments": ', "}]"),
-    "functionary_v3": (">>>NAME\n", ""),
-    "deepseek": (
-        "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\n",  # noqa: RUF001
-        "\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>",  # noqa: RUF001
-    ),
-}
-
-
 def forced_calls(
-    family: str, tools: list[dict[str, Any]], only: str | None, *, several: bool
+    family: Family, tools: list[dict[str, Any]], only: str | None, *, several: bool
 ) -> dict[str, Any]:
     """The constraint that makes the model call a tool (``tool_choice`` required or named).
 
     Returns ``{"alternatives": [{"prefix", "schema", "suffix"}…], "repeat": bool}``; the worker
     turns each schema into a grammar and the alternatives into one ``root`` rule.
     """
-    wrapper = CALL_WRAPPERS.get(family)
+    wrapper = family.call_wrapper
     if wrapper is None:
         raise APIError(
             f"tool_choice 'required' or a named function cannot be enforced for this model's tool-call "
-            f"format ({family}); use tool_choice 'auto'.",
+            f"format ({family.name}); use tool_choice 'auto'.",
             param="tool_choice",
             code="unsupported_tool_choice",
         )

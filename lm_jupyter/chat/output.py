@@ -10,40 +10,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.responses import is_json
+from ..api.completions import is_json
+from .events import ReasoningDelta, StreamEvent, TextDelta, ToolCallArgs, ToolCallStart
+from .families import Family
 from .reasoning import ReasoningSplitter, reasoning_markers
-from .toolcalls import (
-    ReasoningDelta,
-    StreamEvent,
-    TextDelta,
-    ToolCallArgs,
-    ToolCallParser,
-    ToolCallStart,
-    default_call_id,
-    detect_family,
-    make_parser,
-)
-
-# Families whose parser separates reasoning itself (Harmony's analysis channel).
-_SELF_REASONING = {"gpt_oss"}
-# Families whose output has markup even without tools (Harmony channels, Functionary's ">>>all").
-_ALWAYS_PARSED = {"gpt_oss", "functionary_v3"}
+from .toolcalls import ToolCallParser, default_call_id
 
 
 class OutputParser:
     def __init__(
         self,
+        family: Family,
         chat_template: str | None,
         *,
         tool_names: list[str] | None,
         split_reasoning: bool = True,
         new_id: Callable[[], str] = default_call_id,
     ) -> None:
-        self.family = detect_family(chat_template)
+        self.family = family
         self.tools: ToolCallParser | None = None
-        if tool_names or self.family in _ALWAYS_PARSED:
-            self.tools = make_parser(self.family, tool_names=tool_names or None, new_id=new_id)
-        wanted = split_reasoning and self.family not in _SELF_REASONING
+        if tool_names or family.always_parsed:
+            self.tools = family.parser(tool_names=tool_names or None, new_id=new_id)
+        wanted = split_reasoning and not family.parses_reasoning
         markers = reasoning_markers(chat_template) if wanted else None
         self.splitter = ReasoningSplitter(markers[0], markers[1], inside=markers[2]) if markers else None
 
@@ -119,8 +107,9 @@ class AssistantMessage:
         message: dict[str, Any] = {
             "role": "assistant",
             "content": "".join(self.content) if self.content or not calls else None,
-            "tool_calls": calls,
         }
+        if calls:  # OpenAI omits the field when there are none
+            message["tool_calls"] = calls
         if self.reasoning_field is not None and self.reasoning:
             message[self.reasoning_field] = "".join(self.reasoning)
         return message

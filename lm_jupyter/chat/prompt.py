@@ -15,16 +15,21 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .fallback_tools import fallback_messages, fallback_system_prompt
+from .families import FALLBACK, Family, detect_family
+from .segments import Part, split_prompt
 from .template import render_chat
-from .toolcalls import detect_family, fallback_messages, fallback_system_prompt, normalize_tool_name
+from .toolnames import normalize_tool_name
 
 
 @dataclass
 class PreparedChat:
     prompt: str
-    family: str
+    family: Family  # detected once here; the output parser, forced calls and reasoning use it
     tool_names: list[str] | None  # model-facing names to parse calls for; None: no tools offered
     names: dict[str, str] = field(default_factory=dict)  # model-facing -> caller's
+    # The prompt as (text, parse special tokens?): only the template's markup is special.
+    parts: list[Part] = field(default_factory=list)
 
 
 def prepare_chat(
@@ -36,8 +41,16 @@ def prepare_chat(
     bos_token: str,
     eos_token: str,
     reasoning_effort: str | None = None,
+    continue_final: bool = False,
 ) -> PreparedChat:
+    """``continue_final``: the last message is an assistant's unfinished answer; the prompt is
+    the conversation before it with the template's generation prompt, then that text as plain
+    content, so the model goes on from it (every template opens the assistant turn the same way
+    for a new answer, so this works whatever the template does with a final assistant message)."""
     family = detect_family(template)
+    prefill = messages[-1]["content"] if continue_final else ""
+    if continue_final:
+        messages = messages[:-1]
     if tool_choice == "none":  # the model is not told about tools at all
         tools = None
     names: dict[str, str] = {}
@@ -49,20 +62,41 @@ def prepare_chat(
             tool["function"]["name"] = normalize_tool_name(original)
             names[tool["function"]["name"]] = original
     messages = _rename_calls(messages, {v: k for k, v in names.items()})
+    if "developer" not in template:
+        messages = _developer_as_system(messages)
     if _OBJECT_ARGUMENTS.search(template):
         messages = _parsed_arguments(messages)
-    if model_tools and family == "fallback":
+    if model_tools and family is FALLBACK:
         messages = _with_system(fallback_messages(messages), fallback_system_prompt(model_tools))
         model_tools = None
-    prompt = render_chat(
-        template,
+    prompt, parts = split_prompt(
+        lambda rendered: render_chat(
+            template,
+            rendered,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            tools=model_tools,
+            reasoning_effort=reasoning_effort,
+        ),
         messages,
-        bos_token=bos_token,
-        eos_token=eos_token,
-        tools=model_tools,
-        reasoning_effort=reasoning_effort,
     )
-    return PreparedChat(prompt, family, list(names) if tools else None, names)
+    if prefill:
+        prompt, parts = prompt + prefill, [*parts, (prefill, False)]
+    return PreparedChat(prompt, family, list(names) if tools else None, names, parts)
+
+
+def _developer_as_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A template that never names the developer role drops such messages (Qwen 2.5 renders
+    only the roles it knows, then puts its default system prompt in their place), so OpenAI
+    clients' instructions would be lost: they join the system message, after its own text."""
+    texts = [message["content"] for message in messages if message["role"] == "developer"]
+    if not texts:
+        return messages
+    rest = [message for message in messages if message["role"] != "developer"]
+    if rest and rest[0]["role"] == "system":
+        texts.insert(0, rest[0]["content"])
+        return [{**rest[0], "content": "\n\n".join(texts)}, *rest[1:]]
+    return [{"role": "system", "content": "\n\n".join(texts)}, *rest]
 
 
 def _rename_calls(messages: list[dict[str, Any]], to_model: dict[str, str]) -> list[dict[str, Any]]:

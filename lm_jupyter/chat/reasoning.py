@@ -73,8 +73,10 @@ def _split_events(events: list[StreamEvent]) -> list[TextDelta | ReasoningDelta]
     return [event for event in events if isinstance(event, TextDelta | ReasoningDelta)]
 
 
-# Reasoning markers by family; the first one found in the template wins. Harmony (gpt-oss) is
-# absent on purpose: its channels are separated by the gpt_oss tool-call parser.
+# Think markers; the first one found in the template wins. They cut across tool-call families
+# (Qwen3 writes Hermes calls, DeepSeek-R1 DeepSeek calls, both think in <think>), so they are a
+# table of their own. A family whose parser separates reasoning itself (gpt-oss Harmony) says so
+# in its record (``Family.parses_reasoning``), and its template has none of these markers.
 _MARKERS: tuple[tuple[str, str], ...] = (
     ("<seed:think>", "</seed:think>"),  # ByteDance Seed-OSS
     ("<think>", "</think>"),  # DeepSeek-R1, Qwen3, Nemotron, GLM, ...
@@ -92,7 +94,7 @@ def reasoning_markers(chat_template: str | None) -> tuple[str, str, bool] | None
     absent. It is the template's default; a server that has the rendered prompt can check
     whether the prompt really ends with the start marker.
     """
-    if not chat_template or "<|channel|>" in chat_template:
+    if not chat_template:
         return None
     for start, end in _MARKERS:
         if start in chat_template:

@@ -1,9 +1,10 @@
 """``lmj chat [MODEL]``: an interactive terminal chat with a model, like ``lms chat``.
 
 Answers stream to stdout as they are generated; reasoning is dimmed in a terminal (between
-``<think>`` markers elsewhere); messages go to stderr. The conversation is kept until
-``/reset``. Ctrl+C during an answer closes its HTTP stream, which makes the server stop the
-generation, and returns to the prompt; Ctrl+C (or Ctrl+D, ``/exit``) at the prompt quits.
+``<think>`` markers elsewhere, left out with ``--reasoning off``); messages go to stderr. The
+conversation is kept until ``/clear``; ``/model``, ``/system-prompt``, ``/stats`` and ``/reasoning``
+are ``lms chat``'s slash commands. Ctrl+C during an answer closes its HTTP stream, which makes
+the server stop the generation, and returns to the prompt; Ctrl+C (or Ctrl+D, ``/exit``) at the prompt quits.
 ``-p TEXT`` or piped stdin asks once and exits.
 """
 
@@ -14,16 +15,20 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ..kernel.client import Client, LmError
-from ..kernel.log_view import printable
+from ..client.client import Client, LmError
+from ..client.log_view import printable
 
 DIM, UNDIM = "\x1b[2m", "\x1b[22m"
 HELP = """Commands:
-  /reset        forget the conversation (the system prompt stays)
-  /system TEXT  set the system prompt (/system alone clears it)
-  /help         this list
-  /exit         quit (so do Ctrl+C and Ctrl+D at the prompt)
+  /model [KEY]          switch to another model (alone: the current one and the choices)
+  /system-prompt TEXT   set the system prompt (alone: clear it; /system too)
+  /clear                forget the conversation, the system prompt stays (/reset too)
+  /stats                prediction statistics of the last answer
+  /reasoning auto|on|off  show the model's reasoning (auto, on) or hide it (off)
+  /help                 this list
+  /exit                 quit (so do Ctrl+C and Ctrl+D at the prompt)
 Ctrl+C while the model answers stops that answer."""
+REASONING = ("auto", "on", "off")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,22 +41,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-tokens", type=int, metavar="N", help="most tokens per answer")
     parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    parser.add_argument(
+        "--reasoning",
+        choices=REASONING,
+        default="auto",
+        help="show the model's reasoning (auto, on) or hide it (off); the model's template decides "
+        "whether it reasons",
+    )
 
 
 class AnswerPrinter:
     """Writes one answer's deltas as they stream: reasoning dimmed (or in ``<think>`` markers
     when the output is not a terminal), then the answer."""
 
-    def __init__(self, out: TextIO, colour: bool) -> None:
+    def __init__(self, out: TextIO, colour: bool, reasoning: bool = True) -> None:
         self.out = out
         self.colour = colour
+        self.reasoning = reasoning  # False: reasoning is left out
         self.thinking = False
         self.content: list[str] = []
         self.line_open = False  # the cursor is not at the start of a line
 
     def feed(self, delta: dict[str, Any]) -> None:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if reasoning:
+        if reasoning and self.reasoning:
             if not self.thinking:
                 self.thinking = True
                 self._write(DIM if self.colour else "<think>")
@@ -94,7 +107,7 @@ def stats_text(stats: dict[str, Any], usage: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-class ChatSession:
+class TerminalChat:
     def __init__(
         self,
         client: Client,
@@ -105,6 +118,7 @@ class ChatSession:
         err: TextIO = sys.stderr,
         colour: bool = False,
         stats: bool = False,
+        reasoning: str = "auto",
         options: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
@@ -114,7 +128,9 @@ class ChatSession:
         self.colour = colour
         self.stats = stats
         self.options = {k: v for k, v in (options or {}).items() if v is not None}
+        self.reasoning = reasoning
         self.history: list[dict[str, str]] = []
+        self.last_stats: str | None = None  # the last answer's, for /stats
 
     def say(self, message: str) -> None:
         print(message, file=self.err, flush=True)
@@ -124,8 +140,8 @@ class ChatSession:
         user = {"role": "user", "content": text}
         system = [{"role": "system", "content": self.system}] if self.system else []
         body = {"model": self.model, "messages": [*system, *self.history, user], **self.options}
-        printer = AnswerPrinter(self.out, self.colour)
-        chunks = self.client.chat_stream(body, stats=self.stats)
+        printer = AnswerPrinter(self.out, self.colour, reasoning=self.reasoning != "off")
+        chunks = self.client.chat_stream(body, stats=True)
         usage: dict[str, Any] | None = None
         stats: dict[str, Any] | None = None
         try:
@@ -145,26 +161,52 @@ class ChatSession:
             raise
         printer.end()
         self.history += [user, {"role": "assistant", "content": printer.text}]
-        if self.stats and stats is not None:
-            self.say(stats_text(stats, usage))
+        if stats is not None:
+            self.last_stats = stats_text(stats, usage)
+            if self.stats:
+                self.say(self.last_stats)
         return True
 
     def command(self, line: str) -> bool:
         """A ``/command``; False when it asks to quit."""
         name, _, rest = line.partition(" ")
+        rest = rest.strip()
         if name in ("/exit", "/quit", "exit"):
             return False
-        if name == "/reset":
+        if name in ("/clear", "/reset"):
             self.history = []
             self.say("Chat history cleared.")
-        elif name == "/system":
-            self.system = rest.strip() or None
+        elif name in ("/system-prompt", "/system"):
+            self.system = rest or None
             self.say("System prompt set." if self.system else "System prompt cleared.")
+        elif name == "/model":
+            self._switch(rest)
+        elif name == "/stats":
+            self.say(self.last_stats or "No prediction yet.")
+        elif name == "/reasoning":
+            if rest not in REASONING:
+                self.say(f"Reasoning is {self.reasoning}; /reasoning auto, on or off changes it.")
+            else:
+                self.reasoning = rest
+                self.say(f"Reasoning set to {rest}.")
         elif name == "/help":
             self.say(HELP)
         else:
             self.say(f"Unknown command {name}; /help lists the commands.")
         return True
+
+    def _switch(self, name: str) -> None:
+        """``/model KEY``: later answers come from that model (the conversation goes on)."""
+        loaded = [row["identifier"] for row in self.client.loaded() if row["type"] == "llm"]
+        keys = [model["key"] for model in self.client.models() if model["type"] == "llm"]
+        choices = list(dict.fromkeys([*loaded, *keys]))
+        if not name:
+            self.say(f"Chatting with {self.model}. Models: {', '.join(choices)}. /model KEY switches.")
+        elif name not in choices:
+            self.say(f"No model '{name}'. Models: {', '.join(choices)}.")
+        else:
+            self.model = name
+            self.say(f"Now chatting with {name}.")
 
     def loop(self, read: Callable[[str], str] = input) -> int:
         self.say(f"Chatting with {self.model}. /help for commands; /exit or Ctrl+C to quit.")
@@ -218,12 +260,13 @@ def run(client: Client, args: argparse.Namespace, *, colour: bool) -> int:
     if interactive and prompt is None:
         import readline  # noqa: F401 (line editing and history for input())
     model = args.model or pick_model(client, interactive)
-    session = ChatSession(
+    session = TerminalChat(
         client,
         model,
         system=args.system_prompt,
         colour=colour,
         stats=args.stats,
+        reasoning=args.reasoning,
         options={"ttl": args.ttl, "max_tokens": args.max_tokens, "temperature": args.temperature},
     )
     if prompt is not None:

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..kernel.client import Client
-from ..kernel.download_view import (
+from ..client.client import Client
+from ..client.download_view import (
     candidate_line,
     follow,
     option_line,
@@ -67,7 +67,7 @@ def add_get_command(sub: Any, make_client: Callable[[], Client]) -> None:
     p.add_argument("query", nargs="+", metavar="QUERY")
     p.add_argument("--quant", help="Quantization to download, e.g. Q4_K_M (same as QUERY@QUANT).")
     p.add_argument("--gguf", action="store_true", help="Only GGUF models (the default).")
-    p.add_argument("--mlx", action="store_true", help="Only MLX models (listed; lm_jupyter runs GGUF).")
+    p.add_argument("--mlx", action="store_true", help="Only MLX models (run with mlx-lm).")
     p.add_argument("-n", "--limit", type=int, default=10, help="Most search results to list (default 10).")
     p.add_argument("-y", "--yes", action="store_true", help="Do not ask: first result, recommended option.")
     p.add_argument("--select", action="store_true", help="Choose the download option even when one fits.")
@@ -131,12 +131,6 @@ def _pick_option(
 ) -> dict[str, Any] | None:
     variants: list[dict[str, Any]] = options["variants"]
     by_name = {v["name"]: v for v in variants}
-    if options["format"] == "mlx":
-        _say(
-            f"{options['repo']} is an MLX model; lm_jupyter runs GGUF models with llama.cpp. "
-            "Look for a GGUF version (lmj get --gguf ...)."
-        )
-        return None
     default = by_name.get(options["selected"] or options["recommended"] or "", variants[0])
     show = args.select
     if quant and options["selected"] is None:

@@ -11,8 +11,8 @@ import argparse
 import os
 import sys
 
-from ..kernel.client import Client
-from ..kernel.log_view import add_log_stream_arguments, stream_events
+from ..client.client import Client
+from ..client.log_view import add_log_stream_arguments, stream_events
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

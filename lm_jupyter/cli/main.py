@@ -5,18 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
+from ..client import discovery
+from ..client.client import Client, LmError
+from ..client.command import add_commands
+from ..client.commands import COMMANDS
+from ..client.tables import Table
 from ..hub.store import import_model, models_dir_from_env
-from ..kernel import admin, discovery
-from ..kernel.client import Client, LmError
-from ..kernel.estimate_view import estimate_text
-from ..kernel.options import gpu_option, load_options
-from ..kernel.tables import Table, ls_json, ls_table, ps_table
 from . import chat, log_stream
 from .get import add_get_command
+from .server import add_server_commands
 
 
 def _say(message: str) -> None:
@@ -42,130 +41,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ls(args: argparse.Namespace) -> int:
-    models = _client().models()
-    if args.llm or args.embedding:
-        kinds = {"llm"} if args.llm else set()
-        kinds |= {"embedding"} if args.embedding else set()
-        models = [m for m in models if m["type"] in kinds]
-    if args.json:
-        print(json.dumps(ls_json(models), indent=2))
-    else:
-        print(ls_table(models, variants=args.variants), end="")
-    return 0
-
-
-def cmd_load(args: argparse.Namespace) -> int:
-    if args.estimate_only:
-        return _estimate_only(args)
-    started = time.perf_counter()
-    result = _client().load(args.model, **load_options(args))
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    _say(f"Model loaded successfully in {time.perf_counter() - started:.2f}s.")
-    if result.get("message"):
-        _say(result["message"])
-    _say(f'To use the model in the API/SDK, use the identifier "{result["instance_id"]}".')
-    return 0
-
-
-def _estimate_only(args: argparse.Namespace) -> int:
-    """``lms load --estimate-only``: the estimate on stdout, in LM Studio's format or as JSON."""
-    result = _client().estimate(
-        args.model,
-        context_length=args.context_length,
-        gpu=args.gpu,
-        flash_attention=args.flash_attention or None,
-    )
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(estimate_text(result, context_length=args.context_length, gpu=args.gpu))
-    return 0
-
-
-def cmd_unload(args: argparse.Namespace) -> int:
-    client = _client()
-    loaded = [row["identifier"] for row in client.loaded()]
-    if args.all:
-        targets = loaded
-    elif args.identifier:
-        targets = [args.identifier]
-    elif len(loaded) == 1:
-        targets = loaded
-    elif not loaded:
-        _say('You don\'t have any models loaded. Use "lmj load" to load a model.')
-        return 0
-    else:
-        _say("Several models are loaded; name one (see `lmj ps`) or pass --all.")
-        return 1
-    if not targets:
-        _say("No models to unload.")
-        return 0
-    for identifier in targets:
-        client.unload(identifier)
-        if not args.all:
-            _say(f'Model "{identifier}" unloaded.')
-    if args.all:
-        _say(f"Unloaded {len(targets)} model{'s' if len(targets) != 1 else ''}.")
-    return 0
-
-
-def cmd_ps(args: argparse.Namespace) -> int:
-    rows = _client().loaded()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(ps_table(rows), end="")
-    return 0
-
-
-def cmd_server(args: argparse.Namespace) -> int:
-    if args.action == "start":
-        running = discovery.headless_server()
-        if running is not None:
-            _say(f"The server is already running at {running.url}")
-            return 0
-        models_dir = args.models_dir or str(models_dir_from_env())
-        info = discovery.start_headless(host=args.host, port=args.port, models_dir=models_dir)
-        _say(f"Success! Server is now running on port {args.port}")
-        _say(f"  OpenAI base URL: {info.v1}")
-        _say(f"  API token:       {info.token}")
-        _say(f"  Models folder:   {models_dir}")
-        return 0
-    if args.action == "stop":
-        port = discovery.stop_headless()
-        if port is None:
-            _say("The server is not running.")
-            return 1
-        _say(f"Stopped the server on port {port}.")
-        return 0
-    running = discovery.headless_server()
-    status: dict[str, Any] = {"running": running is not None}
-    if running is not None:
-        status["port"] = int(running.url.rsplit(":", 1)[1].strip("/"))
-        status["url"] = running.url
-    if args.json:
-        print(json.dumps(status))
-    elif running is not None:
-        _say(f"The server is running on port {status['port']}.")
-    else:
-        _say("The server is not running.")
-    return 0
-
-
-def cmd_admin(args: argparse.Namespace) -> int:
-    """``lmj token ...`` and ``lmj preset ...`` (shared with ``%lms``: kernel/admin.py)."""
-    outcome = args.action_of(_client(), args)
-    if isinstance(outcome.data, Table):
-        print(outcome.data, end="")
-    elif isinstance(outcome.data, str):  # a new token, alone on stdout: TOKEN=$(lmj token create x)
-        print(outcome.data)
-    elif outcome.data is not None:
-        print(json.dumps(outcome.data, indent=2))
-    if outcome.message:
-        _say(outcome.message)
+def cmd_shared(args: argparse.Namespace) -> int:
+    """A command ``%lms`` shares (``client/commands.py``): data on stdout, the message on stderr."""
+    result = args.command_action(_client(), args)
+    if result.text is not None:
+        print(result.text)
+    if isinstance(result.data, Table):
+        print(result.data, end="")
+    elif isinstance(result.data, str):  # a new token, alone on stdout: TOKEN=$(lmj token create x)
+        print(result.data)
+    elif result.data is not None:
+        print(json.dumps(result.data, indent=2))
+    if result.message:
+        _say(result.message)
     return 0
 
 
@@ -202,58 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_get_command(sub, _client)
 
-    p = sub.add_parser("ls", help="List the models in the models folder.")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--llm", action="store_true", help="Only LLMs.")
-    p.add_argument("--embedding", action="store_true", help="Only embedding models.")
-    p.add_argument("--variants", action="store_true", help="A row for every variant (quantization).")
-    p.set_defaults(func=cmd_ls)
+    add_commands(sub, COMMANDS, func=cmd_shared)
 
-    p = sub.add_parser("load", help="Load a model into memory.")
-    p.add_argument("model")
-    p.add_argument("-c", "--context-length", type=int)
-    p.add_argument("--identifier", help="Name of the loaded instance (default: the model key).")
-    p.add_argument("--ttl", type=int, help="Unload after this many idle seconds.")
-    p.add_argument("--gpu", type=gpu_option, help="GPU offload: off, max, or a fraction 0.0-1.0.")
-    p.add_argument("--parallel", type=int, help="Maximum concurrent predictions.")
-    p.add_argument("--flash-attention", action="store_true", help="Use flash attention.")
-    p.add_argument("--draft-model", help="Speculative decoding: draft with this model (same vocabulary).")
-    p.add_argument("-y", "--yes", action="store_true", help="Do not ask questions.")
-    p.add_argument(
-        "--estimate-only", action="store_true", help="Only estimate the memory the load needs; do not load."
-    )
-    p.add_argument(
-        "--force", action="store_true", help="Load even if the memory guardrail estimates it will not fit."
-    )
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_load)
-
-    p = sub.add_parser("unload", help="Unload a model (or --all).")
-    p.add_argument("identifier", nargs="?")
-    p.add_argument("-a", "--all", action="store_true")
-    p.set_defaults(func=cmd_unload)
-
-    p = sub.add_parser("ps", help="List loaded models.")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_ps)
-
-    p = sub.add_parser("server", help="Start, stop or inspect the headless server.")
-    p.add_argument("action", choices=["start", "stop", "status"])
-    p.add_argument("-p", "--port", type=int, default=discovery.DEFAULT_PORT)
-    p.add_argument("--host", "--bind", dest="host", default="127.0.0.1")
-    p.add_argument(
-        "--models-dir", help="Models folder (default: $LM_JUPYTER_MODELS_DIR or ~/.lm_jupyter/models)."
-    )
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_server)
-
-    p = sub.add_parser("token", help="Create, list and revoke API tokens for OpenAI clients.")
-    admin.add_token_commands(p)
-    p.set_defaults(func=cmd_admin, action_of=admin.token_command)
-
-    p = sub.add_parser("preset", help="List, show, save and delete presets.")
-    admin.add_preset_commands(p)
-    p.set_defaults(func=cmd_admin, action_of=admin.preset_command)
+    add_server_commands(sub, _client)
 
     p = sub.add_parser("log", help="Stream the server's log (lmj log stream).")
     log_stream.add_arguments(p)
@@ -264,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_chat)
 
     for name, command in sub.choices.items():
-        if name not in ("import", "server"):  # these never talk to a server (`server` binds --host/--port)
+        if name not in ("import", "server", "daemon"):  # no server to talk to (`server` binds --host/--port)
             _remote_options(command)
     return parser
 
@@ -272,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     global _remote
     args = build_parser().parse_args(argv)
-    if args.command != "server":
+    if args.command not in ("server", "daemon"):
         _remote = discovery.remote_server(getattr(args, "host", None), getattr(args, "port", None))
     try:
         return int(args.func(args))

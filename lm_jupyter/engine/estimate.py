@@ -167,8 +167,15 @@ class _Shape:
 
 
 def n_gpu_layers(ratio: float, block_count: int) -> int:
-    """The same rule as ``manager.gpu_layers``: a fraction of the blocks, -1 for all."""
+    """llama.cpp's n_gpu_layers for an offload fraction: a fraction of the blocks, -1 for all
+    (output layer included). The loader and the estimate both use it, so they cannot disagree."""
     return -1 if ratio >= 1 else round(ratio * int(block_count))
+
+
+def load_context(requested: int | None, default: int, maximum: int) -> int:
+    """The context a load gets: the one asked for, else the server's default capped at the
+    model's maximum (the loader, the guardrail and a download's fit all use it)."""
+    return requested or min(default, maximum)
 
 
 def padded_context(context_length: int) -> int:

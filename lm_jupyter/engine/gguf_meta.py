@@ -8,8 +8,10 @@ it needs: scalars, short arrays, and the few vocabulary entries a chat template 
 
 from __future__ import annotations
 
+import bisect
 import mmap
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +51,13 @@ class GGUFMetadata:
     # it); a tensor of a type this gguf package does not know is left out.
     tensor_bytes: dict[str, int] = field(default_factory=dict)
     n_params: int = 0
+    # Bytes the file must have: the aligned end of the header plus the furthest tensor's end.
+    # A file shorter than this was cut off (an interrupted copy or download).
+    required_size: int = 0
     token_texts: dict[int, str] = field(default_factory=dict)
+    # Ids of the tokens asked for by spelling (``read_metadata(..., find_tokens=...)``) that the
+    # vocabulary has; for special tokens a converter did not name in the header.
+    token_ids: dict[str, int] = field(default_factory=dict)
 
     @property
     def arch(self) -> str:
@@ -63,9 +71,18 @@ class GGUFMetadata:
         return "" if token_id is None else self.token_texts.get(int(token_id), "")
 
 
-def read_metadata(path: Path) -> GGUFMetadata:
+def read_metadata(path: Path, find_tokens: Collection[str] = ()) -> GGUFMetadata:
+    """The header of a whole file; raises ``GGUFError`` for a file shorter than its tensor
+    table says (truncated), naming both sizes. ``find_tokens``: spellings to look up in the
+    vocabulary (``GGUFMetadata.token_ids``)."""
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return _Parser(data).parse()
+        meta = _Parser(data).parse(find_tokens)
+        if len(data) < meta.required_size:
+            raise GGUFError(
+                f"{path.name} is truncated: the file has {len(data)} bytes, but its tensors need "
+                f"{meta.required_size}. Download or copy it again."
+            )
+        return meta
 
 
 def parse_metadata(data: bytes) -> GGUFMetadata:
@@ -79,6 +96,7 @@ class _Parser:
         self.data = data
         self.pos = 0
         self.string_offsets: dict[str, list[int]] = {}
+        self.string_ends: dict[str, int] = {}
 
     def _unpack(self, fmt: str) -> Any:
         size = struct.calcsize(fmt)
@@ -112,6 +130,7 @@ class _Parser:
                 return [self._value(item_kind, key, meta) for _ in range(count)]
             if item_kind == gguf.GGUFValueType.STRING:
                 self.string_offsets[key] = [self._skip_string() for _ in range(count)]
+                self.string_ends[key] = self.pos
             elif item_kind in _SCALARS:
                 self.pos += count * struct.calcsize(_SCALARS[item_kind])
             else:
@@ -122,7 +141,7 @@ class _Parser:
             raise GGUFError(f"unknown GGUF value type {kind}")
         return self._unpack(fmt)
 
-    def parse(self) -> GGUFMetadata:
+    def parse(self, find_tokens: Collection[str] = ()) -> GGUFMetadata:
         if self._unpack("<I") != gguf.GGUF_MAGIC:
             raise GGUFError("not a GGUF file (bad magic)")
         version = self._unpack("<I")
@@ -131,6 +150,7 @@ class _Parser:
         n_tensors = self._unpack("<Q")
         n_kv = self._unpack("<Q")
         meta = GGUFMetadata(fields={}, array_lengths={})
+        data_end = 0
         for _ in range(n_kv):
             key = self._string()
             meta.fields[key] = self._value(gguf.GGUFValueType(self._unpack("<I")), key, meta)
@@ -138,7 +158,7 @@ class _Parser:
             name = self._string()
             dims = [self._unpack("<Q") for _ in range(self._unpack("<I"))]
             tensor_type = self._unpack("<I")
-            self._unpack("<Q")  # data offset
+            offset = self._unpack("<Q")  # from the start of the data section
             meta.tensor_types[name] = tensor_type
             count = 1
             for dim in dims:
@@ -147,8 +167,35 @@ class _Parser:
             size = _tensor_size(tensor_type, count)
             if size is not None:
                 meta.tensor_bytes[name] = size
+                data_end = max(data_end, offset + size)
+        alignment = int(meta.fields.get("general.alignment") or gguf.GGUF_DEFAULT_ALIGNMENT)
+        meta.required_size = -(-self.pos // alignment) * alignment + data_end
         self._resolve_special_tokens(meta)
+        self._find_tokens(meta, find_tokens)
         return meta
+
+    def _find_tokens(self, meta: GGUFMetadata, spellings: Collection[str]) -> None:
+        """Byte searches, not a walk of the vocabulary: each entry is a length and its bytes,
+        and a match counts only where an entry starts (the offsets the header walk noted)."""
+        tokens = meta.fields.get("tokenizer.ggml.tokens")
+        if isinstance(tokens, list):  # a short vocabulary, decoded already
+            ids = {text: index for index, text in enumerate(tokens)}
+            meta.token_ids.update((s, ids[s]) for s in spellings if s in ids)
+            return
+        offsets = self.string_offsets.get("tokenizer.ggml.tokens")
+        if not offsets:
+            return
+        end = self.string_ends["tokenizer.ggml.tokens"]
+        for spelling in spellings:
+            raw = spelling.encode()
+            needle = struct.pack("<Q", len(raw)) + raw
+            at = self.data.find(needle, offsets[0], end)
+            while at >= 0:
+                index = bisect.bisect_left(offsets, at)
+                if index < len(offsets) and offsets[index] == at:
+                    meta.token_ids[spelling] = index
+                    break
+                at = self.data.find(needle, at + 1, end)
 
     def _resolve_special_tokens(self, meta: GGUFMetadata) -> None:
         tokens = meta.fields.get("tokenizer.ggml.tokens")

@@ -2,7 +2,7 @@
 what cannot fit before a worker tries (and takes the machine, or the user's notebooks, down
 with it when the kernel's OOM killer picks a victim).
 
-Modes (``LmJupyterApp.guardrails``):
+Modes (``ModelManager.guardrails``):
 
 - ``strict``: the RAM part must fit in available RAM (``MemAvailable``, capped by the
   container's cgroup limit), the GPU part in free GPU memory.
@@ -13,7 +13,7 @@ Modes (``LmJupyterApp.guardrails``):
   processes hold now may be released, so only an impossible GPU load is refused.
 - ``off``: never refuse.
 
-``LmJupyterApp.max_memory`` caps what all loaded models together may take (shared
+``ModelManager.max_memory`` caps what all loaded models together may take (shared
 JupyterHub nodes): the room is then also at most that cap minus what the loaded workers
 already hold.
 
@@ -25,6 +25,7 @@ which would only repeat the refusal. The fix is in the request: ``force``, a sma
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from ..api.errors import APIError
 from .estimate import Estimate, EstimateOptions, estimate, n_gpu_layers
 from .gguf_meta import GGUFMetadata
 from .hardware import GIB, Memory, OffloadSupport, process_rss, system_memory
+from .mlx_meta import MLXMetadata, estimate_mlx
 from .registry import LocalModel
 
 Mode = Literal["off", "relaxed", "strict"]
@@ -48,7 +50,7 @@ class LoadPlan:
 
     model: LocalModel
     context_length: int  # as requested (or the default); llama.cpp pads it to ``estimate.n_ctx``
-    requested_gpu: float
+    requested_gpu: float | None  # None: automatic (as much as fits, everything where it does)
     gpu_offload: float  # what will really be offloaded: 0 without a GPU this build can use
     estimate: Estimate
     mode: Mode
@@ -57,6 +59,7 @@ class LoadPlan:
     vram_room: int
     passes: bool
     shortfall: Literal["ram", "vram"] | None
+    gpu_usable: bool = False  # a GPU is here and this llama.cpp build can offload to it
 
     def to_json(self) -> dict[str, Any]:
         """``POST /api/v1/models/estimate``: LM Studio's ``{memory, passesGuardrails}`` plus
@@ -65,13 +68,14 @@ class LoadPlan:
             "model": self.model.facts.key,
             "context_length": self.context_length,
             "gpu_offload": self.gpu_offload,
+            "gpu_usable": self.gpu_usable,  # ours: whether a GPU control means anything here
             "memory": self.estimate.memory(),
             "passesGuardrails": self.passes,
             "guardrails": self.mode,
             "available": {"ram_bytes": self.ram_room, "vram_bytes": self.vram_room},
             "breakdown": self.estimate.parts,
         }
-        if self.requested_gpu > 0 and self.gpu_offload == 0:
+        if self.requested_gpu and self.gpu_offload == 0:
             body["message"] = "No GPU this llama.cpp build can use was found: the estimate is for the CPU."
         if self.estimate.notes:
             body["notes"] = list(self.estimate.notes)
@@ -109,6 +113,10 @@ class MemoryGuard:
         self.offload = OffloadSupport()
         self._memory: tuple[float, Memory] | None = None
 
+    def gpu_usable(self, memory: Memory) -> bool:
+        """A GPU is there and this llama.cpp build can offload to it."""
+        return memory.has_gpu and self.offload()
+
     def memory(self) -> Memory:
         now = time.monotonic()
         if self._memory is None or now - self._memory[0] > _MEMORY_TTL:
@@ -119,15 +127,17 @@ class MemoryGuard:
         self,
         model: LocalModel,
         context_length: int,
-        gpu: float,
+        gpu: float | None,
         flash_attention: bool,
         memory: Memory,
     ) -> tuple[Estimate, float]:
         """The estimate for a load as the worker will really run it, and the GPU fraction used."""
+        if isinstance(model.meta, MLXMetadata):  # MLX puts everything where Metal is: no split
+            return estimate_mlx(model.meta, context_length), 0.0
         return self.estimate_header(
             model.meta,
             model.facts.size_bytes,
-            embedding=model.facts.type == "embeddings",
+            embedding=model.facts.pooled,
             projector=projector_bytes(model.file),
             context_length=context_length,
             gpu=gpu,
@@ -143,7 +153,7 @@ class MemoryGuard:
         embedding: bool,
         projector: int,
         context_length: int,
-        gpu: float,
+        gpu: float | None,
         flash_attention: bool,
         memory: Memory,
     ) -> tuple[Estimate, float]:
@@ -152,16 +162,29 @@ class MemoryGuard:
 
         The batch sizes mirror ``LlamaBackend`` (``n_ubatch`` 512, or the whole context for
         embedding models), and the worker runs one sequence with a full-size SWA cache.
+        ``gpu`` None is LM Studio's default: every layer on the GPU where the estimate fits
+        in the GPU memory free now, else as many layers as fit (``auto_offload``).
         """
-        offload = gpu if gpu > 0 and memory.has_gpu and self.offload() else 0.0
-        options = EstimateOptions(
-            context_length=context_length,
-            gpu_layers=n_gpu_layers(offload, meta.arch_field("block_count", 0) or 0),
-            flash_attention=flash_attention,
-            n_ubatch=context_length if embedding else min(512, context_length),
-            projector_bytes=projector,
-        )
-        return estimate(meta, file_size, options), offload
+        block_count = meta.arch_field("block_count", 0) or 0
+
+        @functools.cache  # auto_offload has already estimated the fraction it picks
+        def at(offload: float) -> Estimate:
+            options = EstimateOptions(
+                context_length=context_length,
+                gpu_layers=n_gpu_layers(offload, block_count),
+                flash_attention=flash_attention,
+                n_ubatch=context_length if embedding else min(512, context_length),
+                projector_bytes=projector,
+            )
+            return estimate(meta, file_size, options)
+
+        if not self.gpu_usable(memory):
+            offload = 0.0
+        elif gpu is None:
+            offload = auto_offload(at, block_count, memory.vram_available_bytes)
+        else:
+            offload = gpu
+        return at(offload), offload
 
     def verdict(
         self, est: Estimate, offload: float, memory: Memory, *, in_use: int = 0, freed: int = 0
@@ -182,7 +205,7 @@ class MemoryGuard:
         self,
         model: LocalModel,
         context_length: int,
-        gpu: float,
+        gpu: float | None,
         flash_attention: bool,
         *,
         in_use: int = 0,
@@ -207,6 +230,7 @@ class MemoryGuard:
             vram_room=vram_room,
             passes=shortfall is None,
             shortfall=shortfall,
+            gpu_usable=self.gpu_usable(memory),
         )
 
     def room(self, memory: Memory, *, in_use: int = 0, freed: int = 0) -> tuple[int, int]:
@@ -225,7 +249,7 @@ class MemoryGuard:
     def fits(
         self,
         context_length: Callable[[LocalModel], int],
-        gpu: float,
+        gpu: float | None,
         flash_attention: bool,
         *,
         in_use: int = 0,
@@ -243,6 +267,24 @@ class MemoryGuard:
         return fits
 
 
+def auto_offload(at: Callable[[float], Estimate], block_count: int, vram_free: int) -> float:
+    """The largest offload fraction whose GPU part fits in ``vram_free``: 1 (every layer and
+    the output) where the whole model fits, else the most whole blocks that do (the GPU part
+    grows with each block, so a bisection finds it), else 0."""
+    if at(1.0).total_vram_bytes <= vram_free:
+        return 1.0
+    if block_count <= 0:
+        return 0.0
+    low, high = 0, block_count  # at(low / n) fits (0 always does); at(high / n) does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if at(middle / block_count).total_vram_bytes <= vram_free:
+            low = middle
+        else:
+            high = middle
+    return low / block_count
+
+
 def usage(loaded: Iterable[Any], evicted: Iterable[Any]) -> tuple[int, int]:
     """RAM the loaded workers hold, and the part of it that evicting ``evicted`` frees."""
     held = {id(inst): process_rss(inst.worker.pid) if inst.worker.pid else 0 for inst in loaded}
@@ -250,8 +292,8 @@ def usage(loaded: Iterable[Any], evicted: Iterable[Any]) -> tuple[int, int]:
 
 
 def evictable(instances: Iterable[Any], keep: int) -> list[Any]:
-    """The JIT instances auto-evict unloads before a JIT load (``ModelManager
-    ._evict_jit_instances``): all but the ``keep`` most recently used."""
+    """The JIT instances auto-evict unloads before a JIT load
+    (``lifecycle.evict_jit_instances``): all but the ``keep`` most recently used."""
     jit = sorted((inst for inst in instances if inst.jit), key=lambda inst: inst.last_used)
     return jit[: max(0, len(jit) - max(keep, 0))]
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api.completions import Outcome, PromptProgress
 from ..api.errors import APIError
 from ..api.models import LoadedInstance
-from ..api.responses import Outcome
 from .process import WorkerProcess
+from .protocol import GenerateParams
 from .registry import LocalModel
 
 
@@ -22,10 +24,12 @@ class LoadOptions:
     context_length: int | None = None
     identifier: str | None = None
     ttl: float | None = None  # idle seconds before unloading; None: never
-    gpu: float = 0.0  # fraction of layers to offload: 0 = off, 1 = max
+    gpu: float | None = None  # fraction of layers to offload: 0 = off, 1 = max, None = as fits
     parallel: int = 4
     flash_attention: bool = False
     draft_model: str | None = None  # speculative decoding for requests that name no draft
+    num_draft_tokens: int | None = None  # and its defaults for requests that set none
+    draft_min_probability: float | None = None
 
 
 @dataclass
@@ -38,12 +42,18 @@ class Instance:
     jit: bool
     load_time: float
     options: LoadOptions
-    on_gpu: bool
+    gpu_offload: float  # the fraction really offloaded (``options.gpu`` resolved; 0 on a CPU build)
     active: int = 0
     last_used: float = field(default_factory=time.monotonic)
+    loaded_at: float = field(default_factory=time.monotonic)
     # The worker's measurements at load (rss_before, rss_after, model_size, llama.cpp's
     # buffers) and the estimate the guardrail judged: see engine/guardrail.py.
     memory: dict[str, Any] = field(default_factory=dict)
+    max_token_bytes: int = 0  # the longest token text (engine/limits.py); 0: unknown
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.gpu_offload > 0
 
     @property
     def status(self) -> str:
@@ -69,16 +79,51 @@ class Instance:
             ttl_remaining_seconds=self.ttl_remaining(time.monotonic()),
             memory_bytes=resident_bytes(self.worker.pid),
             parallel=self.options.parallel,
-            gpu_offload=self.options.gpu,
+            gpu_offload=self.gpu_offload,
             flash_attention=self.options.flash_attention,
         )
 
-    async def generate(self, params: dict[str, Any]) -> Generation:
+    async def generate(self, params: GenerateParams) -> Generation:
         request_id, events = await self.worker.request("generate", params=params)
         return Generation(self, request_id, events)
 
+    async def start_generation(self, params: GenerateParams, prompt_param: str) -> Generation:
+        """Send a generation and wait until it starts. The client may go away at any await here
+        (the handler then cancels the caller): what was sent to the worker is cancelled there
+        too, never left generating for nobody."""
+        sending = asyncio.ensure_future(self.generate(params))
+        try:
+            generation = await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            sending.add_done_callback(_abandon_sent)
+            raise
+        try:
+            await generation.start(prompt_param)
+        except asyncio.CancelledError:
+            await asyncio.shield(generation.abandon())
+            raise
+        return generation
+
     async def embed(self, texts: list[str]) -> dict[str, Any]:
-        request_id, events = await self.worker.request("embed", input=texts)
+        return await self._ask("embed", "input", input=texts)
+
+    async def rank(self, query: str, documents: list[str]) -> dict[str, Any]:
+        return await self._ask("rank", "documents", query=query, documents=documents)
+
+    async def tokenize(self, text: str, **options: bool) -> dict[str, Any]:
+        """Tokens (and with ``with_pieces``, pieces) of ``text``, with llama-server's options."""
+        return await self._ask("tokenize", "content", text=text, **options)
+
+    async def count_prompt(self, parts: list[tuple[str, bool]]) -> int:
+        """The tokens of a chat prompt given as parts, tokenized as a generation's prompt is."""
+        return len((await self._ask("tokenize", "messages", parts=parts))["tokens"])
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        return (await self._ask("detokenize", "tokens", tokens=tokens))["content"]
+
+    async def _ask(self, op: str, param: str, **fields: Any) -> dict[str, Any]:
+        """One command with one answer; the instance counts as busy meanwhile (TTL, eviction)."""
+        request_id, events = await self.worker.request(op, **fields)
         self.active += 1
         try:
             event = await events.get()
@@ -86,7 +131,7 @@ class Instance:
             self.active -= 1
             self.last_used = time.monotonic()
             self.worker.finished(request_id)
-        _raise_if_error(self, event, param="input")
+        _raise_if_error(self, event, param=param)
         return event
 
 
@@ -100,6 +145,10 @@ class Generation:
         self.events = events
         self.outcome: Outcome | None = None
         self.prompt_tokens = 0
+        # With logprobs: every generated token's entry, and the prompt's with echo.
+        self.logprobs: list[dict[str, Any]] = []
+        self.prompt_logprobs: list[dict[str, Any]] = []
+        self._logprobs_sent = 0
         self._closed = False
         instance.active += 1
 
@@ -113,13 +162,21 @@ class Generation:
             raise APIError("The request was cancelled.", status=499, code="cancelled")
         self.prompt_tokens = event["prompt_tokens"]
 
-    async def __aiter__(self) -> AsyncIterator[str]:
+    async def __aiter__(self) -> AsyncIterator[str | PromptProgress]:
         try:
             while True:
                 event = await self.events.get()
                 kind = event["ev"]
                 if kind == "text":
-                    yield event["text"]
+                    self.logprobs += event.get("logprobs", ())
+                    if event["text"]:
+                        yield event["text"]
+                elif kind == "prompt_logprobs":
+                    self.prompt_logprobs += event["logprobs"]
+                elif kind == "prompt_progress":
+                    yield PromptProgress(
+                        event["processed"], event["total"], event["cached"], event["time_ms"]
+                    )
                 elif kind == "done":
                     self.outcome = Outcome(
                         stop_reason=event["stop_reason"],
@@ -129,6 +186,7 @@ class Generation:
                         generation_time=event["generation_time"],
                         cached_tokens=event.get("cached_tokens", 0),
                         draft=event.get("draft"),
+                        stop_string=event.get("stop_string"),
                     )
                     return
                 else:
@@ -136,9 +194,21 @@ class Generation:
         finally:
             self.close()
 
+    def new_logprobs(self) -> list[dict[str, Any]]:
+        """The entries that arrived since the last call: a stream sends each with the chunk
+        its text went out in."""
+        fresh = self.logprobs[self._logprobs_sent :]
+        self._logprobs_sent = len(self.logprobs)
+        return fresh
+
     async def cancel(self) -> None:
         if not self._closed:
             await self.instance.worker.cancel(self.request_id)
+
+    async def abandon(self) -> None:
+        """Stop a generation nobody will read: the worker skips or stops it, the slot is free."""
+        await self.cancel()
+        self.close()
 
     def close(self) -> None:
         if not self._closed:
@@ -146,6 +216,15 @@ class Generation:
             self.instance.active -= 1
             self.instance.last_used = time.monotonic()
             self.instance.worker.finished(self.request_id)
+
+
+def _abandon_sent(sending: asyncio.Future[Generation]) -> None:
+    if not sending.cancelled() and sending.exception() is None:
+        _abandoning.add(task := asyncio.ensure_future(sending.result().abandon()))
+        task.add_done_callback(_abandoning.discard)
+
+
+_abandoning: set[asyncio.Future[None]] = set()  # strong references until they finish
 
 
 def resident_bytes(pid: int | None) -> int | None:

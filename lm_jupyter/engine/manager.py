@@ -11,23 +11,33 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..api.errors import APIError, model_not_found
-from ..api.models import LoadedInstance
-from ..api.requests import ChatCompletionRequest, CompletionRequest, NamedToolChoice, SamplingRequest
-from ..chat.constraints import check_schema, forced_calls
-from ..chat.output import AssistantMessage, OutputParser
-from ..chat.prompt import prepare_chat
-from ..chat.template import choose_template
-from ..chat.toolcalls import normalize_tool_name
+from ..api.errors import APIError, jit_off
+from ..api.requests import ChatCompletionRequest, CompletionRequest, SamplingRequest
+from ..chat.output import AssistantMessage
+from ..chat.segments import Part
+from .catalog import ModelGroup, model_groups
+from .crash_guard import CrashGuard
+from .estimate import load_context, n_gpu_layers
 from .guardrail import LoadPlan, MemoryGuard, evictable, usage
+from .hardware import parse_size
 from .instance import Generation, Instance, LoadOptions
+from .lifecycle import evict_jit_instances, reap_idle
+from .limits import Limits
+from .prediction import (
+    chat_prediction,
+    check_embedding_model,
+    check_llm_request,
+    completion_prompt,
+    draft_spec,
+    generate_params,
+)
 from .process import WorkerProcess
-from .protocol import DraftSpec
-from .registry import LocalModel, Registry, default_variant, group_variants
+from .registry import LocalModel, Registry
+from .settings import ManagerSettings
 from .turn import Turn
 
 log = logging.getLogger("lm_jupyter")
@@ -37,53 +47,28 @@ log = logging.getLogger("lm_jupyter")
 Listener = Callable[[str, dict[str, Any]], None]
 
 
-@dataclass
-class ModelGroup:
-    key: str
-    variants: list[LocalModel]
-    default: LocalModel
-    instances: list[Instance]
-    loading: list[LoadedInstance]
+class ModelManager(ManagerSettings):
+    """The models of one server; a child of the server extension, configured as
+    ``ModelManager.<name>`` (settings in ``settings.py``)."""
 
-    def described(self) -> list[LoadedInstance]:
-        return [inst.describe() for inst in self.instances] + self.loading
-
-
-class ModelManager:
-    def __init__(
-        self,
-        models_dir: Path,
-        *,
-        default_context_length: int = 4096,
-        threads: int = 0,
-        jit_ttl: float = 3600,
-        auto_evict: bool = True,
-        max_jit_instances: int = 1,
-        reap_interval: float = 0.5,
-        reasoning_format: str = "auto",
-        guardrails: str = "relaxed",
-        max_memory: int = 0,
-        max_queued: int = 32,
-    ) -> None:
+    def __init__(self, models_dir: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.registry = Registry(models_dir)
-        self.default_context_length = default_context_length
-        self.threads = threads
-        self.jit_ttl = jit_ttl
-        self.auto_evict = auto_evict
-        self.max_jit_instances = max_jit_instances
-        self.reap_interval = reap_interval
-        self.reasoning_format = reasoning_format
-        self.max_queued = max_queued
-        self.guard = MemoryGuard(guardrails, max_memory=max_memory)
+        cap = parse_size(self.max_memory) if self.max_memory else 0
+        self.guard = MemoryGuard(self.guardrails, max_memory=cap)
+        self.crashes = CrashGuard(self.crash_limit, self.crash_window)
         self._reaper: asyncio.Task[None] | None = None
         self._pending: dict[str, tuple[LocalModel, LoadOptions, bool]] = {}
         self.instances: dict[str, Instance] = {}
         self._loading: dict[str, asyncio.Task[Instance]] = {}
+        # Instances whose worker died, by identifier: the next request loads one as it was.
+        self._crashed: dict[str, tuple[LocalModel, LoadOptions, bool]] = {}
+        self.limits = Limits.of(self)
         self.listeners: list[Listener] = []
 
     def notify(self, event: str, **fields: Any) -> None:
-        """Tell the observers: ``loaded``, ``load_failed``, ``unloaded`` (with a ``reason``),
-        ``prediction_input`` and ``prediction_output``. An observer that fails never fails a request."""
+        """Tell the observers: ``load_progress``, ``loaded``, ``load_failed``, ``unloaded`` (with a
+        ``reason``), ``prediction_input``, ``prediction_output``. A failing observer fails nothing."""
         for listener in list(self.listeners):
             try:
                 listener(event, fields)
@@ -95,25 +80,12 @@ class ModelManager:
     async def catalog(self) -> list[ModelGroup]:
         """Every model on disk with its variants, default variant and loaded instances."""
         files = await asyncio.to_thread(self.registry.scan)
-        return [
-            ModelGroup(
-                key=key,
-                variants=variants,
-                default=default_variant(variants),
-                instances=[i for i in self.instances.values() if i.model.facts.model_key == key],
-                loading=[
-                    loading_placeholder(identifier, model, options, jit)
-                    for identifier, (model, options, jit) in self._pending.items()
-                    if model.facts.model_key == key
-                ],
-            )
-            for key, variants in group_variants(files).items()
-        ]
+        return model_groups(files, list(self.instances.values()), self._pending, self.crashes)
 
     async def find(self, name: str, fits: Callable[[LocalModel], bool] | None = None) -> LocalModel:
         model = await asyncio.to_thread(self.registry.find, name, fits)
         if model is None:
-            raise model_not_found(name)
+            raise self.registry.missing(name)
         return model
 
     def instances_of(self, model: LocalModel, name: str) -> list[Instance]:
@@ -136,18 +108,36 @@ class ModelManager:
         """
         if name in self.instances:
             return self.instances[name]
+        if name in self._crashed:  # its worker died: it comes back as it was loaded
+            return await self._reload(name)
         model = await self.find(name)
         loaded = self.instances_of(model, name)
         if loaded:
             return loaded[0]
+        if not self.jit_loading:
+            raise jit_off(name)
         options = LoadOptions(ttl=ttl or self.jit_ttl, context_length=context_length)
         return await self.load(name, options, jit=True)
 
+    async def _reload(self, identifier: str) -> Instance:
+        """A crashed instance loaded with its own options, explicit or JIT, evicting nothing."""
+        if identifier in self._loading:  # a concurrent request is already reloading it
+            return await asyncio.shield(self._loading[identifier])
+        model, options, jit = self._crashed[identifier]
+        options = replace(options, identifier=identifier)
+        instance = await self.load(model.facts.key, options, jit=jit, reload=True)
+        del self._crashed[identifier]
+        return instance
+
     async def load(
-        self, name: str, options: LoadOptions, *, jit: bool = False, force: bool = False
+        self, name: str, options: LoadOptions, *, jit: bool = False, force: bool = False, reload: bool = False
     ) -> Instance:
-        in_use, freed = await self._memory_use(jit)
+        in_use, freed = await self._memory_use(jit and not reload)
         model = await self.find(name, self._fits(options, in_use, freed))
+        if not jit and not reload:
+            self.crashes.retry(str(model.file))
+        elif failed := self.crashes.failed(str(model.file)):
+            raise self.crashes.refusal(model.facts.key, failed)
         # A model is addressed as it was named (its key, or a variant's key), not by path.
         named = name.lower() if "/" in name and not name.lower().endswith(".gguf") else model.facts.key
         identifier = options.identifier
@@ -170,7 +160,7 @@ class ModelManager:
         # No await between the checks above and registering the load: concurrent JIT requests
         # must find it in _loading, so the guardrail runs inside the task.
         task = asyncio.create_task(
-            self._checked_start(model, identifier, options, jit, force, (in_use, freed))
+            self._checked_start(model, identifier, options, jit, force, (in_use, freed), not reload)
         )
         self._loading[identifier] = task
         self._pending[identifier] = (model, options, jit)
@@ -185,11 +175,12 @@ class ModelManager:
         jit: bool,
         force: bool,
         memory: tuple[int, int],
+        evict: bool,
     ) -> Instance:
         plan = await self._plan(model, options, *memory)
         if plan is not None and not plan.passes and not force:
             raise plan.refusal()
-        return await self._start(model, identifier, options, jit, plan)
+        return await self._start(model, identifier, options, jit, plan, evict)
 
     def _forget_load(self, identifier: str, task: asyncio.Task[Instance]) -> None:
         if self._loading.get(identifier) is task:
@@ -203,6 +194,7 @@ class ModelManager:
         options: LoadOptions,
         jit: bool,
         plan: LoadPlan | None = None,
+        evict: bool = True,  # a crashed instance's reload takes only its own place back
     ) -> Instance:
         facts = model.facts
         if options.context_length is not None and options.context_length > facts.max_context_length:
@@ -211,30 +203,39 @@ class ModelManager:
                 f"({facts.max_context_length}).",
                 param="context_length",
             )
-        if options.draft_model and facts.type == "embeddings":
+        if options.draft_model and facts.pooled:
             raise APIError("Speculative decoding can only be configured for LLM models.", param="draft_model")
-        await self.draft_spec(options.draft_model, model)  # an unknown draft is refused before loading
-        if jit and self.auto_evict:
-            await self._evict_jit_instances(keep=self.max_jit_instances - 1)
-        n_ctx = options.context_length or min(self.default_context_length, facts.max_context_length)
+        await draft_spec(self.find, options.draft_model, model)  # an unknown draft is refused before loading
+        if jit and self.auto_evict and evict:
+            keep = self.max_jit_instances - 1
+            await evict_jit_instances(self.instances, keep, self.unload, self.reap_interval)
+        n_ctx = self._context_for(model, options)
+        offload = plan.gpu_offload if plan else options.gpu or 0.0
         started = time.perf_counter()
         worker = WorkerProcess(identifier, self._worker_exited)
+        worker.estimate_bytes = plan.estimate.total_bytes if plan else None
         await worker.start()
         request_id, events = await worker.request(
             "load",
             path=str(model.file),
+            format=facts.format,
             context_length=n_ctx,
-            embedding=facts.type == "embeddings",
+            embedding=facts.pooled,
             threads=self.threads,
-            gpu_layers=gpu_layers(options.gpu, model.meta.arch_field("block_count", 0)),
+            gpu_layers=n_gpu_layers(offload, model.meta.arch_field("block_count", 0)),
             flash_attention=options.flash_attention,
             parallel=options.parallel,
         )
         event = await events.get()
+        while event["ev"] == "load_progress":  # llama.cpp's share of the weights read
+            self.notify("load_progress", identifier=identifier, key=facts.key, progress=event["progress"])
+            event = await events.get()
         worker.finished(request_id)
         if event["ev"] != "loaded":
             await worker.stop()
-            reason = event.get("message") or (worker.dead.message if worker.dead else "unknown error")
+            reason = event.get("message") or (worker.dead.cause if worker.dead else "unknown error")
+            if worker.dead is not None:
+                self.crashes.died(str(model.file), worker.dead.cause, None, time.monotonic())
             self.notify("load_failed", identifier=identifier, key=facts.key, message=reason)
             raise APIError(
                 f"Failed to load model '{facts.key}': {reason}",
@@ -251,8 +252,9 @@ class ModelManager:
             jit=jit,
             load_time=time.perf_counter() - started,
             options=options,
-            on_gpu=options.gpu > 0 and event["gpu_offload_supported"],
+            gpu_offload=offload if event["gpu_offload_supported"] else 0.0,
             memory={**event.get("memory", {}), "estimate": plan.to_json() if plan else None},
+            max_token_bytes=event.get("max_token_bytes", 0),
         )
         self.guard.offload.reported = bool(event["gpu_offload_supported"])
         self.instances[identifier] = instance
@@ -278,45 +280,21 @@ class ModelManager:
         )
         return instance
 
-    async def _evict_jit_instances(self, keep: int) -> None:
-        """Auto-evict: unload the least recently used JIT instances until ``keep`` remain.
-
-        A busy instance is never cut off: eviction waits for its requests to finish.
-        """
-        while True:
-            jit = sorted((i for i in self.instances.values() if i.jit), key=lambda i: i.last_used)
-            if len(jit) <= max(keep, 0):
-                return
-            victim = jit[0]
-            while victim.active and victim.identifier in self.instances:
-                await asyncio.sleep(self.reap_interval)
-            if victim.identifier in self.instances:
-                log.info("Auto-evicting JIT-loaded '%s' to make room", victim.identifier)
-                await self.unload(victim.identifier, reason="evicted")
-
     def _ensure_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.create_task(self._reap_idle())
-
-    async def _reap_idle(self) -> None:
-        """Unload instances idle longer than their TTL (never one that is working)."""
-        while self.instances:
-            await asyncio.sleep(self.reap_interval)
-            now = time.monotonic()
-            for instance in list(self.instances.values()):
-                if instance.ttl_remaining(now) == 0.0 and not instance.active:
-                    log.info(
-                        "Unloading '%s': idle for its TTL of %gs", instance.identifier, instance.options.ttl
-                    )
-                    await self.unload(instance.identifier, reason="ttl")
+            self._reaper = asyncio.create_task(reap_idle(self.instances, self.unload, self.reap_interval))
 
     def _worker_exited(self, worker: WorkerProcess) -> None:
+        """A worker ended that nobody stopped: forget its instance and remember why it died."""
         for identifier, inst in list(self.instances.items()):
             if inst.worker is worker:
                 del self.instances[identifier]
-                log.info("Unloaded '%s'", identifier)
+                self._crashed[identifier] = (inst.model, inst.options, inst.jit)
+                now = time.monotonic()
+                cause = worker.dead.cause if worker.dead else "its worker process exited"
+                self.crashes.died(str(inst.model.file), cause, now - inst.loaded_at, now)
                 key = inst.model.facts.key
-                self.notify("unloaded", identifier=identifier, key=key, reason="worker exited")
+                self.notify("unloaded", identifier=identifier, key=key, reason="worker exited", message=cause)
 
     # -- memory (engine/guardrail.py) -------------------------------------------------------
 
@@ -340,7 +318,8 @@ class ModelManager:
         return await asyncio.to_thread(usage, loaded, evicted)
 
     def _context_for(self, model: LocalModel, options: LoadOptions) -> int:
-        return options.context_length or min(self.default_context_length, model.facts.max_context_length)
+        maximum = model.facts.max_context_length
+        return load_context(options.context_length, self.default_context_length, maximum)
 
     def _fits(self, options: LoadOptions, in_use: int, freed: int) -> Callable[[LocalModel], bool] | None:
         """Lets a bare model key pick the best quantization that passes the guardrail."""
@@ -366,6 +345,8 @@ class ModelManager:
 
     async def unload(self, identifier: str, reason: str = "requested") -> None:
         instance = self.instances.get(identifier)
+        if instance is None and self._crashed.pop(identifier, None) is not None:
+            return  # its worker had died; now it is not loaded again either
         if instance is None:
             raise APIError(
                 f"No loaded model has the identifier '{identifier}'. Run `lmj ps` to see what is loaded.",
@@ -390,52 +371,19 @@ class ModelManager:
     # -- inference -----------------------------------------------------------------------
 
     async def chat(self, request: ChatCompletionRequest) -> tuple[Instance, Turn]:
-        instance = await self._llm_for(request)
-        model = instance.model
-        template = choose_template(model.facts.arch, model.chat_template, model.facts.key)
-        tool_choice = request.tool_choice if isinstance(request.tool_choice, str) else None
-        prepared = prepare_chat(
-            template,
-            [message.for_template() for message in request.messages],
-            [tool.model_dump(exclude_none=True) for tool in request.tools or []],
-            tool_choice=tool_choice,
-            bos_token=model.bos_token,
-            eos_token=model.eos_token,
-            reasoning_effort=request.reasoning_effort,
+        self.limits.check_request(request)
+        instance = await self.llm_for(request)
+        prediction = await asyncio.to_thread(chat_prediction, instance.model, request, self.reasoning_format)
+        generation = await self._generate(
+            instance, request, prediction.prompt, "messages", prediction.tool_calls, prediction.parts
         )
-        field = self._reasoning_field(request.reasoning_format, prepared.family)
-        parser = OutputParser(template, tool_names=prepared.tool_names, split_reasoning=field is not None)
-        forced = None
-        if request.tools and (tool_choice == "required" or isinstance(request.tool_choice, NamedToolChoice)):
-            named = (
-                request.tool_choice.function.name
-                if isinstance(request.tool_choice, NamedToolChoice)
-                else None
-            )
-            model_tools = [
-                {"function": {**t.function.model_dump(), "name": normalize_tool_name(t.function.name)}}
-                for t in request.tools
-            ]
-            forced = forced_calls(
-                prepared.family,
-                model_tools,
-                normalize_tool_name(named) if named else None,
-                several=request.parallel_tool_calls and named is None,
-            )
-        generation = await self._generate(instance, request, prepared.prompt, "messages", tool_calls=forced)
-        return instance, Turn(generation, parser, AssistantMessage(field, prepared.names), self._turn_done)
-
-    def _reasoning_field(self, requested: str | None, family: str) -> str | None:
-        """Where reasoning goes: the request's choice, else the setting; gpt-oss uses
-        ``reasoning`` as LM Studio does for it."""
-        choice = requested or self.reasoning_format
-        if choice == "auto":
-            choice = "reasoning" if family == "gpt_oss" else "reasoning_content"
-        return None if choice == "none" else choice
+        return instance, Turn(generation, prediction.parser, prediction.message, self._turn_done)
 
     async def complete(self, request: CompletionRequest) -> tuple[Instance, Turn]:
-        instance = await self._llm_for(request)
-        generation = await self._generate(instance, request, request.prompt_text(), "prompt")
+        self.limits.check_request(request)
+        instance = await self.llm_for(request)
+        prompt, parts = completion_prompt(instance.model, request)
+        generation = await self._generate(instance, request, prompt, "prompt", parts=parts)
         return instance, Turn(generation, None, AssistantMessage(None), self._turn_done)
 
     def _turn_done(self, turn: Turn) -> None:
@@ -448,33 +396,14 @@ class ModelManager:
         self, model: str, texts: list[str], ttl: float | None = None
     ) -> tuple[Instance, dict[str, Any]]:
         instance = await self.instance_for(model, ttl=ttl)
-        if instance.model.facts.type != "embeddings":
-            raise APIError(
-                f"'{model}' is not an embedding model; /v1/embeddings needs one (type "
-                "'embeddings' in `lmj ls`).",
-                param="model",
-                code="model_not_embedding",
-            )
+        check_embedding_model(model, instance.model.facts.type)
         return instance, await instance.embed(texts)
 
-    async def _llm_for(self, request: SamplingRequest) -> Instance:
+    async def llm_for(self, request: SamplingRequest) -> Instance:
         instance = await self.instance_for(
             request.model, ttl=request.ttl, context_length=request.context_length
         )
-        if instance.model.facts.type != "llm":
-            raise APIError(
-                f"'{request.model}' is an embedding model; use /v1/embeddings with it.",
-                param="model",
-                code="model_not_llm",
-            )
-        for token_id in request.logit_bias or {}:
-            if int(token_id) >= instance.n_vocab:
-                raise APIError(
-                    f"Invalid 'logit_bias': token id {token_id} is outside the vocabulary of "
-                    f"'{request.model}' ({instance.n_vocab} tokens).",
-                    param="logit_bias",
-                    code="invalid_value",
-                )
+        check_llm_request(request, instance.model.facts.type, instance.n_vocab)
         return instance
 
     async def _generate(
@@ -484,33 +413,26 @@ class ModelManager:
         prompt: str,
         prompt_param: str,
         tool_calls: dict[str, Any] | None = None,
+        parts: list[Part] | None = None,
     ) -> Generation:
-        params = {
-            "prompt": prompt,
-            "max_tokens": request.token_limit(),
-            "temperature": request.temperature,
-            "top_k": request.top_k,
-            "top_p": request.top_p,
-            "min_p": request.min_p,
-            "repeat_penalty": request.repeat_penalty,
-            "presence_penalty": request.presence_penalty,
-            "frequency_penalty": request.frequency_penalty,
-            "seed": request.seed,
-            "stop": request.stop_list(),
-            "logit_bias": request.logit_bias,
-            "json_schema": _checked_schema(request),
-            "grammar": request.grammar,
-            "tool_calls": tool_calls,
-            "context_overflow_policy": request.context_overflow_policy,
-            "prompt_lookup": request.prompt_lookup,
-            "num_draft_tokens": request.num_draft_tokens,
-            "draft_min_probability": request.draft_min_probability,
-            "draft_model": await self.draft_spec(
-                request.draft_model or (None if request.prompt_lookup else instance.options.draft_model),
-                instance.model,
-            ),
-        }
-        if instance.active >= instance.options.parallel + self.max_queued:  # all slots busy, queue full
+        self.limits.check_prompt(
+            prompt, request, instance.context_length, instance.max_token_bytes, prompt_param
+        )
+        draft = await draft_spec(
+            self.find,
+            request.draft_model or (None if request.prompt_lookup else instance.options.draft_model),
+            instance.model,
+        )
+        params = generate_params(
+            request,
+            prompt,
+            tool_calls=tool_calls,
+            draft_model=draft,
+            parts=parts,
+            limits=self.limits,
+            load=instance.options,
+        )
+        if instance.active >= instance.options.parallel + self.max_queued_requests:  # slots busy, queue full
             raise APIError(
                 f"'{instance.identifier}' already has {instance.active} requests in its queue; "
                 "try again shortly.",
@@ -519,63 +441,8 @@ class ModelManager:
                 code="queue_full",
                 retry_after=1,
             )
-        generation = await instance.generate(params)
-        await generation.start(prompt_param)
+        generation = await instance.start_generation(params, prompt_param)
         self.notify(
             "prediction_input", identifier=instance.identifier, path=instance.model.facts.path, prompt=prompt
         )
         return generation
-
-    async def draft_spec(self, name: str | None, target: LocalModel) -> DraftSpec | None:
-        """The draft model a request (or its instance's load options) names, found on disk."""
-        if name is None:
-            return None
-        try:
-            model = await self.find(name)
-        except APIError:
-            raise APIError(
-                f"Draft model '{name}' is not downloaded. Run `lmj ls` to see the models you have.",
-                status=404,
-                param="draft_model",
-                code="model_not_found",
-            ) from None
-        if model.facts.type != "llm":
-            raise APIError(
-                f"Draft model '{name}' is an embedding model; a draft model must be an LLM.",
-                param="draft_model",
-                code="model_not_llm",
-            )
-        return {"key": model.facts.key, "path": str(model.file), "target": target.facts.key}
-
-
-def gpu_layers(ratio: float, block_count: int) -> int:
-    """llama.cpp's n_gpu_layers for an offload fraction (1 = every layer, output included)."""
-    if ratio >= 1:
-        return -1
-    return round(ratio * int(block_count))
-
-
-def loading_placeholder(
-    identifier: str, model: LocalModel, options: LoadOptions, jit: bool
-) -> LoadedInstance:
-    return LoadedInstance(
-        identifier=identifier,
-        key=model.facts.key,
-        context_length=options.context_length or 0,
-        status="loading",
-        queued=0,
-        jit=jit,
-        ttl_seconds=options.ttl,
-        ttl_remaining_seconds=options.ttl,
-        memory_bytes=None,
-        parallel=options.parallel,
-        gpu_offload=options.gpu,
-        flash_attention=options.flash_attention,
-    )
-
-
-def _checked_schema(request: SamplingRequest) -> dict[str, Any] | None:
-    schema = request.response_format.schema() if request.response_format else None
-    if schema is not None:
-        check_schema(schema)
-    return schema

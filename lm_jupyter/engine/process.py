@@ -16,21 +16,18 @@ from typing import Any
 
 from ..api.errors import APIError
 from .protocol import decode, encode
+from .worker_death import describe_exit
 
 log = logging.getLogger("lm_jupyter")
 _ids = itertools.count(1)
 
 
 class WorkerDied(APIError):
-    def __init__(self, label: str, returncode: int | None) -> None:
-        how = (
-            f"was killed by signal {-returncode}"
-            if returncode and returncode < 0
-            else (f"exited with status {returncode}")
-        )
+    def __init__(self, label: str, returncode: int | None, estimate_bytes: int | None = None) -> None:
+        self.returncode = returncode
+        self.cause = describe_exit(label, returncode, estimate_bytes)
         super().__init__(
-            f"The worker process for '{label}' {how}. The model has been unloaded; "
-            "the next request will load it again.",
+            f"{self.cause} The model has been unloaded.",
             status=500,
             type="server_error",
             code="model_crashed",
@@ -45,6 +42,8 @@ class WorkerProcess:
         self.pending: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self.reader: asyncio.Task[None] | None = None
         self.dead: WorkerDied | None = None
+        # What the guardrail estimated this load needs, so a SIGKILL can be put in proportion.
+        self.estimate_bytes: int | None = None
 
     @property
     def pid(self) -> int | None:
@@ -102,7 +101,7 @@ class WorkerProcess:
             return
         assert self.proc
         returncode = await self.proc.wait()
-        self.dead = WorkerDied(self.label, returncode)
+        self.dead = WorkerDied(self.label, returncode, self.estimate_bytes)
         if returncode != 0:
             log.error("Worker for %s (pid %s) died: %s", self.label, self.proc.pid, self.dead.message)
         for events in self.pending.values():

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
-from ..api.responses import Outcome
+from ..api.completions import Outcome, PromptProgress
+from ..chat.events import TextDelta
 from ..chat.output import AssistantMessage, OutputParser
-from ..chat.toolcalls import TextDelta
 from .instance import Generation
 
 
@@ -29,6 +29,9 @@ class Turn:
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         async for piece in self.generation:
+            if isinstance(piece, PromptProgress):  # only with return_progress, before any text
+                yield {"prompt_progress": piece}
+                continue
             self.raw.append(piece)
             for event in self.parser.feed(piece) if self.parser else [TextDelta(piece)]:
                 delta = self.message.add(event)

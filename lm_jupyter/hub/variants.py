@@ -106,8 +106,11 @@ def gguf_variants(files: list[RemoteFile]) -> list[Variant]:
 
 
 def mlx_variant(files: list[RemoteFile], repo: str) -> Variant | None:
-    """An MLX repo downloads whole; its quantization is in the repo name (``-4bit``)."""
-    kept = tuple(f for f in sorted(files, key=lambda f: f.path) if not _MLX_SKIP.search(f.path))
+    """An MLX repo downloads whole; its quantization is in the repo name (``-4bit``).
+    ``config.json`` comes first: a download puts its first file in place last, and the models
+    folder lists an MLX folder once it has its config, so never before its weights."""
+    ordered = sorted(files, key=lambda f: (f.path != "config.json", f.path))
+    kept = tuple(f for f in ordered if not _MLX_SKIP.search(f.path))
     if not any(f.path.endswith(".safetensors") for f in kept):
         return None
     bits = re.search(r"(?i)(\d+)[-_]?bit", repo)

@@ -1,4 +1,4 @@
-"""Kernel side: an HTTP client of the public routes, server discovery, magics.
+"""Kernel side: the ``%lms`` and ``%%chat`` magics, chat sessions, Python tools and widgets.
 
-Never imports ``lm_jupyter.engine``: notebooks use exactly the routes any client uses.
+Builds on :mod:`lm_jupyter.client`; never imports ``lm_jupyter.engine``.
 """

@@ -15,6 +15,7 @@ asking); their results go back as ``tool`` messages, for at most ``max_rounds`` 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 import time
@@ -22,13 +23,36 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..client.client import Client, LmError
+from ..client.notebook_text import for_notebook
 from .chat_session import ChatSession, Message, Reply, ToolCall, footer_text
-from .client import Client, LmError
 from .pytools import call_tool
 
 UPDATE_HZ = 20
+# A prompt this long may take more than one 512-token batch to process (a token is seldom less
+# than two characters): only then does a request ask for prompt progress, which the ChatView
+# draws as a prefill bar. Short prompts stream exactly as before.
+PROGRESS_CHARS = 1024
 DEFAULT_MAX_ROUNDS = 8
 DENIED = "The user did not allow this tool call."
+REPEATED = "The model repeated a tool call it already has the result of (shown above); stopped there."
+
+
+def repeats_answered_calls(replies: list[Reply]) -> bool:
+    """The last reply only makes calls an earlier reply of this exchange made with the same
+    arguments (and got results for): running them again would loop until ``--max-rounds``."""
+    answered = {
+        (call.name, _canonical(call.arguments)) for reply in replies[:-1] for call in reply.tool_calls
+    }
+    calls = replies[-1].tool_calls
+    return bool(calls) and all((call.name, _canonical(call.arguments)) in answered for call in calls)
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True)
+    except ValueError:
+        return arguments
 
 
 class StreamReader(threading.Thread):
@@ -129,7 +153,16 @@ class Exchange:
             return "calling"
         if reply.text:
             return "answering"
-        return "thinking" if reply.reasoning else "waiting"
+        if reply.reasoning:
+            return "thinking"
+        return "processing" if reply.prompt_progress else "waiting"
+
+    def prefill(self) -> dict[str, int]:
+        """The prompt progress while the current request's prompt is still being processed."""
+        if not self.replies:
+            return {}
+        progress = self.replies[-1].prompt_progress
+        return progress if progress and progress["processed"] < progress["total"] else {}
 
     def summarize(self) -> None:
         """Footer from the replies: tokens summed over rounds, speed and TTFT of the answer."""
@@ -147,19 +180,20 @@ class Exchange:
 
 
 @dataclass
-class Outcome:
+class ExchangeResult:
     text: str  # the final answer's text
     turn: list[Message]  # the user message, assistant messages and tool results
     stopped: bool = False
+    failed: bool = False  # the server answered an error (the view showed it)
 
 
 async def run_exchange(
     client: Client, session: ChatSession, request: ChatRequest, view: ExchangeView
-) -> Outcome:
+) -> ExchangeResult:
     """Stream requests until the model answers without tool calls (or is stopped)."""
     state = Exchange(model=request.model, prompt=request.prompt)
     turn: list[Message] = [{"role": "user", "content": request.prompt}]
-    stopped = False
+    stopped = failed = False
     try:
         for round_index in range(request.max_rounds):
             options = dict(request.options)
@@ -168,11 +202,16 @@ async def run_exchange(
                 choice = request.tool_choice if round_index == 0 else None
                 if choice is not None:
                     options["tool_choice"] = choice
-            reply, stopped = await _stream_one(
-                client, session.request(request.model, turn, options), state, view
-            )
+            body = session.request(request.model, turn, options)
+            if _prompt_chars(body) >= PROGRESS_CHARS:  # the prefill bar
+                body["return_progress"] = True
+            reply, stopped = await _stream_one(client, body, state, view)
             turn.append(reply.assistant_message())
             if stopped or not reply.tool_calls:
+                break
+            if repeats_answered_calls(state.replies):  # small models restate a call instead of answering
+                state.replies.pop(), turn.pop()  # not shown, and no unanswered call in the history
+                state.error = REPEATED
                 break
             stopped = await _run_tools(reply, request, state, view, turn)
             if stopped:
@@ -181,13 +220,20 @@ async def run_exchange(
             state.error = f"Stopped after {request.max_rounds} requests: the model kept calling tools."
     except (KeyboardInterrupt, asyncio.CancelledError):
         stopped, state.error = True, "Interrupted."  # Ctrl+C / the kernel's interrupt
+    except LmError as exc:  # shown once, by the view (not also printed by the magic)
+        failed, state.error = True, for_notebook(" ".join(str(exc).split()))
+        state.replies = [reply for reply in state.replies if reply.text or reply.tool_calls]
     state.summarize()
-    state.status = "stopped" if stopped else ("error" if state.error else "done")
+    state.status = "stopped" if stopped else ("error" if state.error not in ("", REPEATED) else "done")
     if stopped and not state.error:
         state.error = "Stopped."  # the widget's stop button
     view.finish(state)
     final = state.replies[-1].text if state.replies else ""
-    return Outcome(text=final, turn=turn, stopped=stopped)
+    return ExchangeResult(text=final, turn=turn, stopped=stopped, failed=failed)
+
+
+def _prompt_chars(body: dict[str, Any]) -> int:
+    return sum(len(m["content"]) for m in body["messages"] if isinstance(m.get("content"), str))
 
 
 async def _stream_one(
@@ -216,9 +262,6 @@ async def _stream_one(
         await _join(reader)
         raise
     if reader.error is not None:
-        state.status = "error"
-        state.error = str(reader.error)
-        view.finish(state)
         raise reader.error
     for call in reader.reply.tool_calls:
         call.status = "pending"
@@ -259,7 +302,9 @@ async def _run_tools(
     return False
 
 
-def run_sync(make: Callable[[], Coroutine[Any, Any, Outcome]], stop: Callable[[], None]) -> Outcome:
+def run_sync(
+    make: Callable[[], Coroutine[Any, Any, ExchangeResult]], stop: Callable[[], None]
+) -> ExchangeResult:
     """Drive the coroutine from synchronous code (a terminal, or ``run_cell_magic`` from code).
 
     Without a running event loop on this thread it runs here, and Ctrl+C lands inside it.
@@ -271,7 +316,7 @@ def run_sync(make: Callable[[], Coroutine[Any, Any, Outcome]], stop: Callable[[]
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(make())
-    result: list[Outcome] = []
+    result: list[ExchangeResult] = []
     errors: list[BaseException] = []
     finished = threading.Event()  # not Thread.join: an interrupted join marks the thread stopped
 
@@ -357,12 +402,12 @@ class TextView:
 
 
 class WidgetView:
-    """The ChatView widget, displayed once; finishing re-sends its bundle with the Markdown copy."""
+    """The ChatView widget while the exchange runs; finishing replaces it with its static copy."""
 
     def __init__(self, prompt: str, model: str, reasoning_mode: str = "collapse") -> None:
         from IPython.display import display
 
-        from ..widgets import ChatView
+        from .widgets import ChatView
 
         self.widget = ChatView(prompt=prompt, model=model, reasoning_mode=reasoning_mode)
         self.handle = display(self.widget, display_id=True)
@@ -376,6 +421,7 @@ class WidgetView:
             self.widget.error = state.error
             self.widget.footer = state.footer
             self.widget.stats = state.stats
+            self.widget.prefill = state.prefill()
 
     def render(self, state: Exchange) -> None:
         self._sync(state)
@@ -392,4 +438,5 @@ class WidgetView:
     def finish(self, state: Exchange) -> None:
         self._sync(state)
         if self.handle is not None:
-            self.handle.update(self.widget)
+            self.handle.update(self.widget.static())
+        self.widget.close()

@@ -120,9 +120,15 @@ class Reply:
     first_token_at: float | None = None
     ended_at: float | None = None
     deltas: int = 0  # content, reasoning and argument pieces received (when there is no usage)
+    # llama-server's prompt_progress (``return_progress``): prompt tokens processed of total.
+    prompt_progress: dict[str, int] = field(default_factory=dict)
 
     def fold(self, chunk: dict[str, Any], now: float) -> bool:
         """Add one chunk; True when it changed something visible."""
+        progress = chunk.get("prompt_progress")
+        if isinstance(progress, dict):  # before the first token: not an answer's piece
+            self.prompt_progress = {"processed": int(progress["processed"]), "total": int(progress["total"])}
+            return True
         changed = False
         if chunk.get("usage"):
             self.usage = chunk["usage"]

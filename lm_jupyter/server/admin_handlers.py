@@ -14,7 +14,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 from tornado import web
 
-from ..api.presets import parse_preset
+from ..api.presets import Preset, parse_preset
 from ..api.requests import parse_request
 from .handlers import BaseHandler
 from .presets import PRESETS_SETTING, PresetStore
@@ -39,6 +39,10 @@ class _AdminHandler(BaseHandler):
 
 
 class TokensHandler(_AdminHandler):
+    """List and create API tokens (Jupyter identity only)."""
+
+    body_model = CreateTokenRequest
+
     @web.authenticated
     async def get(self) -> None:
         self.require_jupyter_identity("list API tokens")
@@ -67,6 +71,10 @@ class PresetsHandler(_AdminHandler):
 
 
 class PresetHandler(_AdminHandler):
+    """Read, save and delete one preset."""
+
+    body_model = Preset
+
     @web.authenticated
     async def get(self, name: str) -> None:
         self.write_json({"name": name, **self.presets.require(name).to_json()})

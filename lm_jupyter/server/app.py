@@ -12,35 +12,55 @@ from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Enum, Float, Integer, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from .._version import __version__
-from ..engine.hardware import parse_size
 from ..engine.manager import ModelManager
+from ..engine.remote.routing import RoutedManager
+from ..engine.remote.upstreams import Remotes
 from ..hub.store import models_dir_from_env
 from . import (
     admin_handlers,
+    anthropic_handlers,
     download_handlers,
     estimate_handlers,
+    fallback,
     handlers,
+    listing_handlers,
+    lmstudio_chat_handlers,
     log_handlers,
     metrics,
+    openapi,
+    remote_handlers,
+    rerank_handlers,
     responses_handlers,
+    settings_handlers,
+    tokenizer_handlers,
 )
+from .auth import REQUIRE_AUTH_SETTING
 from .downloads import DOWNLOADS_SETTING, Downloads
 from .log_bus import LOG_BUS_SETTING, LogBus
 from .presets import PRESETS_SETTING, PresetStore, presets_dir_from_env
+from .remote_config import RemoteConfig, default_remotes_file
 from .response_store import RESPONSES_SETTING, ResponseStore, default_responses_db
 from .tokens import TOKENS_SETTING, TokenStore, default_tokens_file
 
 # Every route the extension serves (tests enumerate this list to check that each one is authenticated).
 ROUTES = [
     *handlers.ROUTES,
+    *listing_handlers.ROUTES,
     *admin_handlers.ROUTES,
     *estimate_handlers.ROUTES,
     *download_handlers.ROUTES,
     *log_handlers.ROUTES,
     *responses_handlers.ROUTES,
+    *lmstudio_chat_handlers.ROUTES,
+    *settings_handlers.ROUTES,
+    *anthropic_handlers.ROUTES,
+    *tokenizer_handlers.ROUTES,
+    *rerank_handlers.ROUTES,
+    *remote_handlers.ROUTES,
+    *openapi.ROUTES,
 ]
 
 
@@ -50,62 +70,19 @@ class LmJupyterApp(ExtensionApp):
     version = __version__
     load_other_extensions = False
     open_browser = False
+    classes = [ModelManager]  # its settings (ModelManager.*) show in --help-all
 
     models_dir = Unicode(
         help="Folder of models in LM Studio's publisher/repo/file.gguf layout "
         "(default: $LM_JUPYTER_MODELS_DIR or ~/.lm_jupyter/models).",
         config=True,
     )
-    default_context_length = Integer(
-        4096, help="Context length for models loaded without an explicit one.", config=True
-    )
-    jit_ttl = Float(
-        3600,
-        help="Idle seconds before a just-in-time loaded model unloads (a request's `ttl` overrides).",
+    max_request_bytes = Integer(
+        16 * 1024 * 1024,
+        help="Largest request body the extension's routes accept, in bytes; larger ones get a 413 "
+        "(the limits on what one request may ask of a model are ModelManager settings).",
         config=True,
     )
-    auto_evict = Bool(
-        True,
-        help="Before a JIT load, unload earlier JIT-loaded instances (LM Studio's auto-evict).",
-        config=True,
-    )
-    max_jit_instances = Integer(
-        1, help="With auto_evict, how many JIT-loaded instances may stay loaded at once.", config=True
-    )
-    reasoning_format = Unicode(
-        "auto",
-        help="Where model reasoning goes in chat responses: 'reasoning_content' (DeepSeek style), "
-        "'reasoning' (gpt-oss style), 'none' (left in content), or 'auto' (reasoning for gpt-oss "
-        "models, reasoning_content otherwise). Requests may override it with `reasoning_format`.",
-        config=True,
-    )
-    max_queued_requests = Integer(
-        32,
-        help="Requests that may wait for a model instance while it works; more get 503 with Retry-After.",
-        config=True,
-    )
-    threads = Integer(
-        0,
-        help="CPU threads per model for decoding and prompt processing (0: every core this "
-        "process may use; fewer leaves room for other work on small machines).",
-        config=True,
-    )
-
-    guardrails = Enum(
-        ["off", "relaxed", "strict"],
-        default_value="relaxed",
-        help="Refuse loads whose memory estimate does not fit (a load's `force` overrides): "
-        "'strict' counts available RAM and free GPU memory; 'relaxed' adds free swap and lets the "
-        "GPU part use the GPU's total memory; 'off' never refuses.",
-        config=True,
-    )
-    max_memory = Unicode(
-        "",
-        help="Most RAM all loaded models together may take, e.g. '8GB' or '512MiB' (empty: "
-        "whatever the machine has available). For shared machines.",
-        config=True,
-    )
-
     tokens_file = Unicode(
         help="JSON file of lm_jupyter API tokens (hashes only; default: "
         "<jupyter data dir>/lm_jupyter/tokens.json). Manage them with `lmj token`.",
@@ -130,6 +107,43 @@ class LmJupyterApp(ExtensionApp):
     mcp_timeout = Float(
         30, help="Seconds a remote MCP server may take to connect, list tools or run a call.", config=True
     )
+    require_auth = Bool(
+        True,
+        help="Require credentials (the Jupyter token or an lm_jupyter API token) on the model API "
+        "routes. False answers requests that carry no credentials at all, as LM Studio does with "
+        "'Require Authentication' off, with an API token's rights: models and chats, never the "
+        "server's settings, tokens or Jupyter's own routes; browsers from other origins are still refused.",
+        config=True,
+    )
+
+    remotes = List(
+        Dict(),
+        help="Remote OpenAI-compatible upstreams (vLLM, llama-server, another lm_jupyter) whose models "
+        "this server lists and proxies: [{'name': 'cluster', 'url': 'http://vllm:8000/v1', "
+        "'api_key_env': 'VLLM_API_KEY', 'models': ['Qwen/Qwen3-8B']}]. 'api_key_env' names an "
+        "environment variable, never the key; 'models' is optional (default: what the upstream "
+        "lists). `lmj remote add` adds more, kept in remotes_file. See docs/scale-out.md.",
+        config=True,
+    )
+    remotes_file = Unicode(
+        help="JSON file of the remote upstreams added with `lmj remote add` (default: "
+        "<jupyter data dir>/lm_jupyter/remotes.json).",
+        config=True,
+    )
+    remote_timeout = Float(
+        300,
+        help="Seconds a remote upstream may stay silent (before its answer or between chunks).",
+        config=True,
+    )
+    remote_connect_timeout = Float(10, help="Seconds to connect to a remote upstream.", config=True)
+    remote_listing_ttl = Float(
+        10, help="Seconds a remote upstream's model listing is reused before it is read again.", config=True
+    )
+    remote_retry_seconds = Float(
+        30,
+        help="Seconds a remote upstream that failed is skipped while another serves the same model.",
+        config=True,
+    )
 
     @default("models_dir")
     def _models_dir_default(self) -> str:
@@ -143,23 +157,24 @@ class LmJupyterApp(ExtensionApp):
     def _responses_db_default(self) -> str:
         return str(default_responses_db(jupyter_data_dir()))
 
+    @default("remotes_file")
+    def _remotes_file_default(self) -> str:
+        return str(default_remotes_file(jupyter_data_dir()))
+
     @default("presets_dir")
     def _presets_dir_default(self) -> str:
         return str(presets_dir_from_env())
 
     def initialize_settings(self) -> None:
-        self.manager = ModelManager(
-            Path(self.models_dir).expanduser(),
-            default_context_length=self.default_context_length,
-            threads=self.threads,
-            jit_ttl=self.jit_ttl,
-            auto_evict=self.auto_evict,
-            max_jit_instances=self.max_jit_instances,
-            reasoning_format=self.reasoning_format,
-            max_queued=self.max_queued_requests,
-            guardrails=self.guardrails,
-            max_memory=parse_size(self.max_memory) if self.max_memory else 0,
+        remote_config = RemoteConfig.load(Path(self.remotes_file).expanduser(), self.remotes)
+        remotes = Remotes(
+            lambda: remote_config.upstreams,
+            timeout=self.remote_timeout,
+            connect_timeout=self.remote_connect_timeout,
+            listing_ttl=self.remote_listing_ttl,
+            cooldown=self.remote_retry_seconds,
         )
+        self.manager = RoutedManager(Path(self.models_dir).expanduser(), remotes, parent=self)
         metrics.watch(self.manager)
         self.log_bus = LogBus()
         self.log_bus.secrets.add(getattr(self.serverapp.identity_provider, "token", "") or "")
@@ -171,8 +186,13 @@ class LmJupyterApp(ExtensionApp):
                 PRESETS_SETTING: PresetStore(Path(self.presets_dir).expanduser()),
                 DOWNLOADS_SETTING: Downloads(self.manager),
                 RESPONSES_SETTING: ResponseStore(Path(self.responses_db).expanduser()),
+                remote_handlers.REMOTES_SETTING: remote_config,
+                handlers.MAX_BODY_SETTING: self.max_request_bytes,
+                openapi.OPENAPI_SETTING: openapi.build(ROUTES),
                 responses_handlers.REMOTE_MCP_SETTING: self.enable_remote_mcp,
                 responses_handlers.MCP_TIMEOUT_SETTING: self.mcp_timeout,
+                REQUIRE_AUTH_SETTING: self.require_auth,
+                settings_handlers.APP_SETTING: self,
             }
         )
         self.log.info("lm_jupyter %s serving models from %s", __version__, self.models_dir)
@@ -188,6 +208,8 @@ class LmJupyterApp(ExtensionApp):
     def initialize_handlers(self) -> None:
         kwargs: dict[str, Any] = {"manager": self.manager}
         self.handlers.extend((pattern, handler, kwargs) for pattern, handler in ROUTES)
+        # Last, so the catch-all 404s can never shadow a route registered before them.
+        self.handlers.extend((pattern, handler, kwargs) for pattern, handler in fallback.FALLBACK_ROUTES)
 
     async def stop_extension(self) -> None:
         self.log_bus.log("lm_jupyter is stopping", event="shutdown")

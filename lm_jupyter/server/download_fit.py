@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from ..engine.estimate import load_context
 from ..engine.gguf_meta import GGUFError, GGUFMetadata, parse_metadata
 from ..engine.guardrail import MemoryGuard
 from ..engine.registry import model_type
@@ -58,13 +59,14 @@ def judge(guard: MemoryGuard, meta: GGUFMetadata, variant: Variant, default_cont
     Judged at the context a load without ``--context-length`` gets, and without what is
     loaded now (a download outlives this moment's models).
     """
-    context = min(default_context, int(meta.arch_field("context_length", default_context) or default_context))
+    maximum = int(meta.arch_field("context_length", 0) or default_context)
+    context = load_context(None, default_context, maximum)
     memory = guard.memory()
     for gpu, verdict in ((1.0, "fullGPUOffload"), (0.0, "fitWithoutGPU")):
         est, offload = guard.estimate_header(
             meta,
             variant.size_bytes,
-            embedding=model_type(meta) == "embeddings",
+            embedding=model_type(meta) != "llm",
             projector=variant.projector.size if variant.projector else 0,
             context_length=context,
             gpu=gpu,

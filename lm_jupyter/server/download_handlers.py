@@ -49,6 +49,10 @@ class _HubHandler(BaseHandler):
 
 
 class DownloadHandler(_HubHandler):
+    """Start a download from the Hub; list download jobs."""
+
+    body_model = DownloadRequest
+
     @web.authenticated
     async def get(self) -> None:
         self.write_json({"data": self.downloads.listing()})

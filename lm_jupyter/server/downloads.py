@@ -178,13 +178,6 @@ class Downloads:
                 )
             variant = (await self._rank(candidate)).recommended
         assert variant is not None
-        if variant.format != "gguf":
-            raise APIError(
-                f"{candidate.repo} is an MLX model; lm_jupyter runs GGUF models with llama.cpp. "
-                "Look for a GGUF version (lmj get --gguf ...).",
-                param="model",
-                code="unsupported_format",
-            )
         folder = self._folder(candidate.repo)
         for job in self.jobs.values():
             if job.status == "downloading" and job.folder == folder and job.variant == variant:
@@ -273,9 +266,9 @@ class Downloads:
         return self.root / owner / name
 
     async def _model_key(self, file: Path) -> str | None:
-        """The key ``lmj load`` takes for this file, as the registry names it."""
+        """The key ``lmj load`` takes for this file (or the MLX folder that holds it)."""
         models = await asyncio.to_thread(self.manager.registry.scan)
-        return next((m.facts.key for m in models if m.file == file), None)
+        return next((m.facts.key for m in models if m.file in (file, file.parent)), None)
 
 
 def _parse(query: str, quantization: str | None = None, *, param: str = "model") -> HubQuery:

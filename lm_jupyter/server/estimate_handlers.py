@@ -14,6 +14,10 @@ from .handlers import BaseHandler, load_options
 
 
 class V1EstimateHandler(BaseHandler):
+    """Estimate a load's memory and the guardrail's verdict."""
+
+    body_model = LoadRequest
+
     @web.authenticated
     async def post(self) -> None:
         request = parse_request(LoadRequest, self.request.body)

@@ -11,45 +11,74 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
+from pydantic import BaseModel
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from ..api import completions as shapes
 from ..api import models as model_shapes
-from ..api import responses as shapes
-from ..api.errors import APIError, error_body
+from ..api.anthropic import error_body as anthropic_error_body
+from ..api.errors import APIError
+from ..api.lmstudio_chat_events import error_body as lmstudio_error_body
+from ..api.logprobs import ChoiceLogprobs
 from ..api.presets import Preset, parse_with_preset
 from ..api.requests import (
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingRequest,
+    InfillRequest,
     LoadRequest,
     SamplingRequest,
     UnloadRequest,
     parse_request,
 )
 from ..api.sse import DONE, sse_data
+from ..engine.catalog import sole_llm
 from ..engine.instance import Instance, LoadOptions
 from ..engine.manager import ModelManager
+from ..engine.remote.turn import RemoteTarget, RemoteTurn
 from ..engine.turn import Turn
 from . import metrics
 from .auth import ApiTokenAuthHandler
 from .log_bus import LOG_BUS_SETTING
 from .presets import PRESETS_SETTING
+from .turn_output import drain, entries, fresh_entries, model_card
 
 log = logging.getLogger("lm_jupyter")
+
+# The most bytes a request body may have (LmJupyterApp.max_request_bytes), in the Tornado settings.
+MAX_BODY_SETTING = "lm_jupyter_max_request_bytes"
 
 
 class BaseHandler(ApiTokenAuthHandler):
     """Errors in OpenAI's format whichever layer raised them."""
 
     manager: ModelManager
+    # The pydantic model a POST/PUT body is validated with, which the OpenAPI description
+    # (server/openapi.py) publishes; None for routes without a JSON body.
+    body_model: ClassVar[type[BaseModel] | None] = None
+    error_format: ClassVar[str] = "openai"  # the error body's shape (ERROR_BODIES), also in OpenAPI
+    credentials_hint: ClassVar[str] = "'Authorization: Bearer <token>'"
 
     def initialize(self, manager: ModelManager) -> None:
         self.manager = manager
-        self.generation: Turn | None = None
+        self.generation: Turn | RemoteTurn | None = None
+        self.starting: asyncio.Future[Any] | None = None  # a generation being set up
+        self.client_gone = False
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        limit = self.settings.get(MAX_BODY_SETTING, 0)
+        if limit and len(self.request.body) > limit:
+            raise APIError(
+                f"The request body is {len(self.request.body)} bytes, more than this server accepts "
+                f"({limit}, LmJupyterApp.max_request_bytes).",
+                status=413,
+                code="request_too_large",
+            )
 
     def get_login_url(self) -> str:
         raise web.HTTPError(401)
@@ -64,34 +93,39 @@ class BaseHandler(ApiTokenAuthHandler):
             super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
+        error = self.error_for(status_code, kwargs.get("exc_info", (None, None, None))[1])
+        if error.retry_after is not None:
+            self.set_header("Retry-After", str(error.retry_after))
+        self.set_status(error.status)
+        self.finish(json.dumps(ERROR_BODIES[self.error_format](error)))
+
+    def error_for(self, status_code: int, exc: BaseException | None) -> APIError:
         if isinstance(exc, APIError):
-            if exc.retry_after is not None:
-                self.set_header("Retry-After", str(exc.retry_after))
-            status, body = exc.status, exc.body()
-        elif status_code in (401, 403) and not self.current_user:
+            return exc
+        if (refusal := self._jupyter_refusal(status_code)) is not None:
+            return refusal
+        if status_code in (401, 403) and not self.current_user:
             # Jupyter's XSRF check answers 403 to a POST with no known token; for API clients
             # both mean "no valid credentials", which OpenAI SDKs expect as a 401.
-            status = 401
-            body = error_body(
+            return APIError(
                 "Authentication required: send the Jupyter server's token (or an lm_jupyter API "
-                "token) as 'Authorization: Bearer <token>'.",
+                f"token) as {self.credentials_hint}.",
+                status=401,
                 code="invalid_api_key",
             )
-        elif isinstance(exc, web.HTTPError) and status_code < 500:
-            status = status_code
-            body = error_body(exc.log_message or exc.reason or "Bad request")
-        else:
-            status = 500
-            body = error_body("Internal server error; see the Jupyter server log.", type="server_error")
-        self.set_status(status)
-        self.finish(json.dumps(body))
+        if isinstance(exc, web.HTTPError) and status_code < 500:
+            return APIError(exc.log_message or exc.reason or "Bad request", status=status_code)
+        return APIError("Internal server error; see the Jupyter server log.", status=500, type="server_error")
 
     def write_json(self, body: dict[str, Any]) -> None:
         self.finish(json.dumps(body, ensure_ascii=False))
 
     def on_connection_close(self) -> None:
-        if self.generation is not None:
+        self.client_gone = True
+        if self.starting is not None and not self.starting.done():
+            log.info("Client disconnected before its generation started. Cancelling it...")
+            self.starting.cancel()  # the manager cancels whatever it has sent to the worker
+        elif self.generation is not None:
             log.info("Client disconnected. Stopping generation...")
             self._cancel_task = asyncio.ensure_future(self.generation.cancel())
 
@@ -104,22 +138,11 @@ class BaseHandler(ApiTokenAuthHandler):
         super().on_finish()
 
 
-class ModelsHandler(BaseHandler):
-    @web.authenticated
-    async def get(self) -> None:
-        ids: list[str] = []
-        for group in await self.manager.catalog():
-            ids.append(group.key)
-            if len(group.variants) > 1:
-                ids += [variant.facts.key for variant in group.variants]
-        ids += [ident for ident in self.manager.instances if ident not in ids]
-        self.write_json(model_shapes.openai_models(ids))
-
-
 class _GenerationHandler(BaseHandler):
     """Shared streaming and non-streaming paths of chat completions and completions."""
 
     lmstudio = False  # the /api/v0 twins add stats, model_info and runtime
+    infill = False  # llama-server's /infill answers in its own shape, streamed without [DONE]
 
     def find_preset(self, name: str) -> Preset:
         """The preset a request's ``preset`` field names (applied by ``parse_with_preset``)."""
@@ -127,14 +150,37 @@ class _GenerationHandler(BaseHandler):
 
     async def run(
         self,
-        start: Callable[[], Awaitable[tuple[Instance, Turn]]],
+        start: Callable[[], Awaitable[tuple[Instance | RemoteTarget, Turn | RemoteTurn]]],
         request: SamplingRequest,
         *,
         chat: bool,
     ) -> None:
-        instance, self.generation = await start()
+        if self.client_gone:  # it went away while the body was being parsed
+            return
+        self.starting = asyncio.ensure_future(start())
+        try:
+            instance, self.generation = await self.starting
+        except asyncio.CancelledError:
+            if self.client_gone:  # nobody is left to answer
+                return
+            raise
+        if self.client_gone:  # it went away just as the generation started
+            await self.generation.cancel()
+            await drain(aiter(self.generation))
+            return
         env = shapes.Envelope(shapes.new_id("chatcmpl-" if chat else "cmpl-"), instance.identifier)
-        card = _model_card(instance) if self.lmstudio else None
+        card = model_card(instance) if self.lmstudio else None
+        logprobs = ChoiceLogprobs(chat=chat, wanted=request.top_logprobs_count() is not None)
+        echo = await _echo_text(instance, request)
+        if not isinstance(self.generation, Turn) and echo is not None:
+            await self.generation.cancel()
+            await drain(aiter(self.generation))
+            raise APIError(
+                f"'{instance.identifier}' is a remote upstream: echo (the prompt's logprobs) is not "
+                "relayed from remote upstreams; ask the upstream directly.",
+                param="echo",
+                code="unsupported_parameter",
+            )
         if not request.stream:
             turn = self.generation
             async for _delta in turn:
@@ -142,39 +188,70 @@ class _GenerationHandler(BaseHandler):
             assert turn.outcome is not None
             metrics.record(instance.identifier, "chat" if chat else "completion", turn.outcome)
             if chat:
-                body = shapes.chat_completion(env, turn.message.message(), turn.outcome, lmstudio=card)
+                message = turn.message.message()
+                lp = logprobs.of(entries(turn, False))
+                body = shapes.chat_completion(env, message, turn.outcome, lmstudio=card, logprobs=lp)
+            elif self.infill:
+                body = shapes.infill_chunk(env, turn.text(), turn.outcome)
             else:
-                body = shapes.text_completion(env, turn.text(), turn.outcome, lmstudio=card)
+                text = (echo or "") + turn.text()
+                lp = logprobs.of((entries(turn, True) if echo is not None else []) + entries(turn, False))
+                body = shapes.text_completion(env, text, turn.outcome, lmstudio=card, logprobs=lp)
             self.write_json(body)
             return
-        await self.stream(env, chat=chat, include_usage=request.include_usage(), card=card)
+        await self.stream(
+            env, chat=chat, include_usage=request.include_usage(), card=card, logprobs=logprobs, echo=echo
+        )
         if self.generation.outcome is not None:
             metrics.record(instance.identifier, "chat" if chat else "completion", self.generation.outcome)
 
     async def stream(
-        self, env: shapes.Envelope, *, chat: bool, include_usage: bool, card: shapes.ModelCard | None
+        self,
+        env: shapes.Envelope,
+        *,
+        chat: bool,
+        include_usage: bool,
+        card: shapes.ModelCard | None,
+        logprobs: ChoiceLogprobs,
+        echo: str | None,
     ) -> None:
+        """``echo``: the prompt, sent first (with its logprobs) on completions with ``echo``."""
         assert self.generation is not None
+        fresh = fresh_entries(self.generation)
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         obj = "chat.completion.chunk" if chat else "text_completion"
-        # Held, not re-created: after a disconnect _drain() reads this same stream to its end
+        # Held, not re-created: after a disconnect drain() reads this same stream to its end
         # (a dropped iterator would be finalized, forgetting the request before its `done`).
         deltas = aiter(self.generation)
         try:
             if chat:  # the role arrives at once, before the first token, as OpenAI does
                 await self.send(shapes.chat_chunk(env, {"role": "assistant", "content": ""}))
             async for delta in deltas:
-                await self.send(
-                    shapes.chat_chunk(env, delta) if chat else shapes.completion_chunk(env, delta["content"])
-                )
+                if "prompt_progress" in delta:  # return_progress: before the first token
+                    if not self.infill:
+                        await self.send(shapes.progress_chunk(env, delta["prompt_progress"], chat=chat))
+                    continue
+                if echo is not None:  # the prompt's scores have all arrived before its first token
+                    prompt = logprobs.of(entries(self.generation, True))
+                    await self.send(shapes.completion_chunk(env, echo, logprobs=prompt))
+                    echo = None
+                await self.send(self._chunk(env, delta, chat=chat, logprobs=logprobs.of_some(fresh())))
+            if echo is not None:  # max_tokens 0: the prompt is the whole answer
+                prompt = logprobs.of(entries(self.generation, True))
+                await self.send(shapes.completion_chunk(env, echo, logprobs=prompt))
             outcome = self.generation.outcome
             assert outcome is not None
+            if self.infill:
+                await self.send(shapes.infill_chunk(env, "", outcome))
+                self.finish(set_content_type="text/event-stream")
+                return
+            rest = logprobs.of_some(fresh())
             final = (
-                shapes.chat_chunk(env, {}, outcome.finish_reason)
+                shapes.chat_chunk(env, {}, outcome.finish_reason, logprobs=rest)
                 if chat
-                else shapes.completion_chunk(env, "", outcome.finish_reason)
+                else shapes.completion_chunk(env, "", outcome.finish_reason, logprobs=rest)
             )
             # /api/v0 puts its stats on the finish chunk; /v1 its draft counters on the last chunk.
             stats = shapes.stream_stats(outcome, lmstudio=card is not None)
@@ -186,7 +263,7 @@ class _GenerationHandler(BaseHandler):
                 await self.send(shapes.usage_chunk(env, obj, outcome, stats=stats if on_usage else None))
         except StreamClosedError:
             await self.generation.cancel()
-            await _drain(deltas)
+            await drain(deltas)
             return
         except APIError as exc:
             log.warning("Error after streaming began: %s", exc.message)
@@ -198,6 +275,15 @@ class _GenerationHandler(BaseHandler):
             return
         self.finish(set_content_type="text/event-stream")
 
+    def _chunk(
+        self, env: shapes.Envelope, delta: dict[str, Any], *, chat: bool, logprobs: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        if chat:
+            return shapes.chat_chunk(env, delta, logprobs=logprobs)
+        if self.infill:
+            return shapes.infill_chunk(env, delta["content"])
+        return shapes.completion_chunk(env, delta["content"], logprobs=logprobs)
+
     async def send(self, payload: dict[str, Any]) -> None:
         self.write(sse_data(payload))
         await self.flush()
@@ -208,6 +294,10 @@ class _GenerationHandler(BaseHandler):
 
 
 class ChatCompletionsHandler(_GenerationHandler):
+    """OpenAI chat completions."""
+
+    body_model = ChatCompletionRequest
+
     @web.authenticated
     async def post(self) -> None:
         request = parse_with_preset(ChatCompletionRequest, self.request.body, self.find_preset)
@@ -215,13 +305,35 @@ class ChatCompletionsHandler(_GenerationHandler):
 
 
 class CompletionsHandler(_GenerationHandler):
+    """OpenAI (legacy) text completions."""
+
+    body_model = CompletionRequest
+
     @web.authenticated
     async def post(self) -> None:
         request = parse_with_preset(CompletionRequest, self.request.body, self.find_preset)
         await self.run(lambda: self.manager.complete(request), request, chat=False)
 
 
+class InfillHandler(_GenerationHandler):
+    """llama-server's ``/infill``, for editor plugins written against it (llama.vim, llama.vscode)."""
+
+    body_model = InfillRequest
+    infill = True
+
+    @web.authenticated
+    async def post(self) -> None:
+        request = parse_request(InfillRequest, self.request.body)
+        if not request.model:
+            request.model = sole_llm(self.manager.instances.values())
+        await self.run(lambda: self.manager.complete(request), request, chat=False)
+
+
 class EmbeddingsHandler(BaseHandler):
+    """OpenAI embeddings."""
+
+    body_model = EmbeddingRequest
+
     @web.authenticated
     async def post(self) -> None:
         request = parse_request(EmbeddingRequest, self.request.body)
@@ -241,58 +353,25 @@ class V0CompletionsHandler(CompletionsHandler):
     lmstudio = True
 
 
-class V0ModelsHandler(BaseHandler):
-    @web.authenticated
-    async def get(self, model_id: str | None = None) -> None:
-        entries = []
-        for group in await self.manager.catalog():
-            if not group.instances:
-                entries.append(model_shapes.v0_model(group.default.facts, None))
-            entries += [model_shapes.v0_model(i.model.facts, i.describe()) for i in group.instances]
-        if model_id is None:
-            self.write_json({"object": "list", "data": entries})
-            return
-        for entry in entries:
-            if model_id in (entry["id"], entry["id"].split("@", 1)[0]):
-                self.write_json(entry)
-                return
-        raise APIError(
-            f"Model '{model_id}' is not downloaded. Run `lmj ls` to see the models you have.",
-            status=404,
-            param="model",
-            code="model_not_found",
-        )
-
-
-class V1ModelsHandler(BaseHandler):
-    @web.authenticated
-    async def get(self) -> None:
-        models = [
-            model_shapes.v1_model(
-                group.default.facts,
-                group.described(),
-                variants=[variant.facts for variant in group.variants],
-            )
-            for group in await self.manager.catalog()
-            if self.get_argument("loaded", None) is None or group.described()
-        ]
-        self.write_json({"models": models})
-
-
 class V1LoadHandler(BaseHandler):
+    """Load a model (LM Studio's /api/v1/models/load)."""
+
+    body_model = LoadRequest
+
     @web.authenticated
     async def post(self) -> None:
         request = parse_request(LoadRequest, self.request.body)
         options = load_options(request)
         instance = await self.manager.load(request.model, options, force=request.force)
         body: dict[str, Any] = {
-            "type": "embedding" if instance.model.facts.type == "embeddings" else "llm",
+            "type": model_shapes.V1_TYPES[instance.model.facts.type],
             "instance_id": instance.identifier,
             "load_time_seconds": instance.load_time,
             "status": "loaded",
-            "device": "gpu" if instance.on_gpu else "cpu",
+            "device": model_shapes.device(instance.gpu_offload),
+            "gpu_offload": instance.gpu_offload,
         }
-        if options.gpu > 0 and not instance.on_gpu:
+        if options.gpu and not instance.on_gpu:
             body["message"] = (
                 "No GPU offload is available in this llama.cpp build: the model runs on the CPU."
             )
@@ -303,6 +382,10 @@ class V1LoadHandler(BaseHandler):
 
 
 class V1UnloadHandler(BaseHandler):
+    """Unload a model instance."""
+
+    body_model = UnloadRequest
+
     @web.authenticated
     async def post(self) -> None:
         request = parse_request(UnloadRequest, self.request.body)
@@ -310,14 +393,23 @@ class V1UnloadHandler(BaseHandler):
         self.write_json({"instance_id": request.instance_id})
 
 
-async def _drain(deltas: AsyncIterator[dict[str, Any]]) -> None:
-    """After a cancel, read the turn to its end (the worker stops within a token), so it
-    finishes like any other: instance idle at once, outcome ``userStopped`` in the log."""
-    try:
-        async for _delta in deltas:
-            pass
-    except APIError as exc:
-        log.info("Stopped generation ended with an error: %s", exc.message)
+# Error bodies by a handler's ``error_format``: OpenAI's, Anthropic's on the Messages API, LM Studio's
+# v1 shape on /api/v1/chat.
+ERROR_BODIES: dict[str, Callable[[APIError], dict[str, Any]]] = {
+    "openai": APIError.body,
+    "anthropic": anthropic_error_body,
+    "lmstudio": lmstudio_error_body,
+}
+
+
+async def _echo_text(instance: Instance | RemoteTarget, request: SamplingRequest) -> str | None:
+    """With ``echo``: the prompt's text; a prompt of token ids as the model spells them."""
+    if not isinstance(request, CompletionRequest) or not request.echo:
+        return None
+    tokens = request.prompt_tokens()
+    if tokens is None or not isinstance(instance, Instance):
+        return request.prompt_text()
+    return await instance.detokenize(tokens)
 
 
 def load_options(request: LoadRequest) -> LoadOptions:
@@ -329,27 +421,19 @@ def load_options(request: LoadRequest) -> LoadOptions:
         parallel=request.parallel,
         flash_attention=request.flash_attention,
         draft_model=request.draft_model,
-    )
-
-
-def _model_card(instance: Instance) -> shapes.ModelCard:
-    facts = instance.model.facts
-    return shapes.ModelCard(
-        arch=facts.arch, quant=facts.quantization, format="gguf", context_length=instance.context_length
+        num_draft_tokens=request.num_draft_tokens,
+        draft_min_probability=request.draft_min_probability,
     )
 
 
 ROUTES: list[tuple[str, type[BaseHandler]]] = [
-    (r"/v1/models", ModelsHandler),
     (r"/v1/chat/completions", ChatCompletionsHandler),
     (r"/v1/completions", CompletionsHandler),
     (r"/v1/embeddings", EmbeddingsHandler),
-    (r"/api/v0/models", V0ModelsHandler),
-    (r"/api/v0/models/(.+)", V0ModelsHandler),
+    (r"/infill", InfillHandler),
     (r"/api/v0/chat/completions", V0ChatCompletionsHandler),
     (r"/api/v0/completions", V0CompletionsHandler),
     (r"/api/v0/embeddings", EmbeddingsHandler),
-    (r"/api/v1/models", V1ModelsHandler),
     (r"/api/v1/models/load", V1LoadHandler),
     (r"/api/v1/models/unload", V1UnloadHandler),
 ]

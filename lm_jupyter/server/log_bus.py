@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.completions import Outcome
 from ..api.errors import APIError
-from ..api.responses import Outcome
 
 LOG_BUS_SETTING = "lm_jupyter_log_bus"
 SOURCES = ("server", "model")
@@ -257,7 +257,7 @@ _UNLOADED = {
     "requested": "Unloaded '{identifier}'",
     "ttl": "Unloaded '{identifier}': idle for its TTL",
     "evicted": "Auto-evicted JIT-loaded '{identifier}' to make room",
-    "worker exited": "Unloaded '{identifier}': its worker process exited",
+    "worker exited": "Unloaded '{identifier}': {message}",
 }
 
 

@@ -5,7 +5,8 @@ default both), ``history=N`` (first replay up to N recent events, e.g. the serve
 Each event is one ``data: {"timestamp": ..., "data": {...}}`` frame. A comment line goes out
 every ``HEARTBEAT`` seconds, so a client can tell a quiet server from a dead connection and the
 server notices a client that went away. The stream ends when the client disconnects or the
-server stops.
+server stops. Only the Jupyter identity may read it: the log shows every client's prompts and
+answers, and an API token must see only its own requests (it gets a 403).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class LogStreamHandler(BaseHandler):
 
     @web.authenticated
     async def get(self) -> None:
+        # The log carries every client's prompts and answers: only the server's owner reads it.
+        self.require_jupyter_identity("read the server's log stream (it shows every client's requests)")
         bus: LogBus = self.settings[LOG_BUS_SETTING]
         selection = parse_selection(self.get_argument("source", None), self.get_argument("filter", None))
         history = self.get_argument("history", "0")

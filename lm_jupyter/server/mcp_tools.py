@@ -23,7 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from ..api.responses_api import McpToolSpec
+from ..api.responses_request import McpToolSpec
 
 log = logging.getLogger("lm_jupyter")
 

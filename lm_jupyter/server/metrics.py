@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..api.responses import Outcome
+from ..api.completions import Outcome
 from ..engine.manager import ModelManager
 
 REQUESTS = Counter(

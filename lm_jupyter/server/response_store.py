@@ -1,5 +1,10 @@
 """Stored responses for ``previous_response_id``: a SQLite file in the user's data folder.
 
+A response belongs to the credential that created it (``owner``): an API token sees, continues
+and deletes only its own (another token gets a 404, as if it did not exist); the Jupyter
+identity, which owns the server and could read this file anyway, sees every response. Rows
+written by the Jupyter identity have no owner.
+
 Each row keeps the response object, its own input items and the conversation before it, so a
 response can be continued (or branched from) on its own, even after an earlier one in the chain
 was deleted, and across server restarts. SQLite calls run on one dedicated thread, which owns
@@ -24,11 +29,14 @@ CREATE TABLE IF NOT EXISTS responses (
     created_at INTEGER NOT NULL,
     response TEXT NOT NULL,
     input_items TEXT NOT NULL,
-    history TEXT NOT NULL
+    history TEXT NOT NULL,
+    owner TEXT
 )
 """
 
 _T = TypeVar("_T")
+# Rows a caller may see: all for the Jupyter identity (owner NULL), else only its own.
+_VISIBLE = " AND (? IS NULL OR owner = ?)"
 
 
 @dataclass
@@ -65,46 +73,57 @@ class ResponseStore:
             db = sqlite3.connect(self.path, timeout=10)
             db.execute("PRAGMA journal_mode=WAL")  # several servers may share the file
             db.execute(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+            if "owner" not in columns:  # a file from before responses had owners
+                db.execute("ALTER TABLE responses ADD COLUMN owner TEXT")
             db.commit()
             self._db = db
         return self._db
 
-    async def put(self, stored: StoredResponse) -> None:
-        await self._run(self._put, stored)
+    async def put(self, stored: StoredResponse, owner: str | None) -> None:
+        await self._run(self._put, stored, owner)
 
-    def _put(self, stored: StoredResponse) -> None:
+    def _put(self, stored: StoredResponse, owner: str | None) -> None:
         db = self._connect()
         db.execute(
-            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO responses (id, created_at, response, input_items, history, owner) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 stored.id,
                 stored.response["created_at"],
                 json.dumps(stored.response, ensure_ascii=False),
                 json.dumps(stored.input_items, ensure_ascii=False),
                 json.dumps(stored.history, ensure_ascii=False),
+                owner,
             ),
         )
         db.commit()
 
-    async def get(self, response_id: str) -> StoredResponse | None:
-        return await self._run(self._get, response_id)
+    async def get(self, response_id: str, owner: str | None) -> StoredResponse | None:
+        """The response, if ``owner`` may see it (``owner`` None: the Jupyter identity, sees all)."""
+        return await self._run(self._get, response_id, owner)
 
-    def _get(self, response_id: str) -> StoredResponse | None:
+    def _get(self, response_id: str, owner: str | None) -> StoredResponse | None:
         row = (
             self._connect()
-            .execute("SELECT response, input_items, history FROM responses WHERE id = ?", (response_id,))
+            .execute(
+                "SELECT response, input_items, history FROM responses WHERE id = ?" + _VISIBLE,
+                (response_id, owner, owner),
+            )
             .fetchone()
         )
         if row is None:
             return None
         return StoredResponse(*(json.loads(column) for column in row))
 
-    async def delete(self, response_id: str) -> bool:
-        return await self._run(self._delete, response_id)
+    async def delete(self, response_id: str, owner: str | None) -> bool:
+        return await self._run(self._delete, response_id, owner)
 
-    def _delete(self, response_id: str) -> bool:
+    def _delete(self, response_id: str, owner: str | None) -> bool:
         db = self._connect()
-        deleted = db.execute("DELETE FROM responses WHERE id = ?", (response_id,)).rowcount
+        deleted = db.execute(
+            "DELETE FROM responses WHERE id = ?" + _VISIBLE, (response_id, owner, owner)
+        ).rowcount
         db.commit()
         return deleted > 0
 

@@ -13,22 +13,15 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..api.completions import Outcome, PromptProgress
 from ..api.errors import APIError
 from ..api.presets import Preset, parse_with_preset
 from ..api.requests import ChatCompletionRequest
-from ..api.responses import Outcome
-from ..api.responses_api import (
-    McpApprovalResponseItem,
-    ResponsesRequest,
-    chat_messages,
-    chat_request,
-    item_json,
-    new_item_id,
-    not_found,
-    rename_param,
-)
+from ..api.responses_chat import chat_messages, chat_request, item_json, not_found, rename_param
 from ..api.responses_events import ResponseEvents, new_response
+from ..api.responses_request import McpApprovalResponseItem, ResponsesRequest, new_item_id
 from ..engine.manager import ModelManager
+from ..engine.tokenizing import count_chat_tokens
 from ..engine.turn import Turn
 from . import metrics
 from .mcp_tools import McpConnections, McpServer
@@ -48,12 +41,14 @@ class ResponseRun:
         raw: dict[str, Any],
         find_preset: Callable[[str], Preset],
         mcp_timeout: float,
+        owner: str | None,
     ) -> None:
         self.manager = manager
         self.store = store
         self.request = request
         self.raw = raw
         self.find_preset = find_preset
+        self.owner = owner  # the credential whose stored responses this run may see and writes
         self.mcp = McpConnections(request.mcp_tools(), mcp_timeout)
         self.events = ResponseEvents(new_response(request, request.model))
         self.history: list[dict[str, Any]] = []
@@ -63,16 +58,14 @@ class ResponseRun:
         self.instance_id = request.model
         self.cancelled = False
         self.mcp_calls = 0
+        # Set by /api/v1/chat: each round asks for prompt progress and hands it here.
+        self.on_progress: Callable[[PromptProgress], Awaitable[None]] | None = None
 
     async def run(self, send: Send | None) -> dict[str, Any]:
         """Generate and store the response. With ``send`` (streaming), events go out as they
         happen; errors before the first event raise (an HTTP error), later ones end the stream
         with ``error`` and ``response.failed``."""
-        if self.request.previous_response_id is not None:
-            previous = await self.store.get(self.request.previous_response_id)
-            if previous is None:
-                raise not_found(self.request.previous_response_id, "previous_response_id")
-            self.history = previous.conversation()
+        await self._load_history()
         self.events.start()
         async with self.mcp:
             for server in self.mcp.servers:
@@ -91,8 +84,30 @@ class ResponseRun:
         if send is not None:
             await send(self.events.drain())
         if self.request.store:
-            await self.store.put(StoredResponse(self.events.response, self.input_items, self.history))
+            await self.store.put(
+                StoredResponse(self.events.response, self.input_items, self.history), self.owner
+            )
         return self.events.response
+
+    async def input_tokens(self) -> int:
+        """The tokens the first generation round would feed the model (``/v1/responses/input_tokens``).
+        MCP servers are asked for their tools, which the prompt lists; approved calls are not run."""
+        await self._load_history()
+        async with self.mcp:
+            for server in self.mcp.servers:
+                await self._list_tools(server)
+            try:
+                _instance, count = await count_chat_tokens(self.manager, self._round_request(0))
+            except APIError as exc:
+                raise rename_param(exc) from None
+        return count
+
+    async def _load_history(self) -> None:
+        if self.request.previous_response_id is not None:
+            previous = await self.store.get(self.request.previous_response_id, self.owner)
+            if previous is None:
+                raise not_found(self.request.previous_response_id, "previous_response_id")
+            self.history = previous.conversation()
 
     def cancel(self) -> None:
         """The client went away: stop the running generation and start no other."""
@@ -103,6 +118,17 @@ class ResponseRun:
     # generation ------------------------------------------------------------------------------
 
     async def _start_round(self, number: int) -> None:
+        try:
+            instance, self.turn = await self.manager.chat(self._round_request(number))
+        except APIError as exc:
+            raise rename_param(exc) from None
+        if self.cancelled:  # the client left while the round was starting: stop it at once
+            await self.turn.cancel()
+        self.events.response["model"] = instance.identifier
+        self.instance_id = instance.identifier
+
+    def _round_request(self, number: int) -> ChatCompletionRequest:
+        """The chat request of generation round ``number``: the whole conversation so far."""
         taken = {tool.name for tool in self.request.function_tools()}
         mcp_tools = self.mcp.chat_tools(taken)
         self.events.held = {tool["function"]["name"] for tool in mcp_tools}
@@ -114,13 +140,12 @@ class ResponseRun:
             self.raw,
             offer_tools=number < MAX_ROUNDS - 1 and not self._calls_spent(),  # the last round answers
         )
+        if self.on_progress is not None:
+            body["return_progress"] = True
         try:
-            chat = parse_with_preset(ChatCompletionRequest, json.dumps(body).encode(), self.find_preset)
-            instance, self.turn = await self.manager.chat(chat)
+            return parse_with_preset(ChatCompletionRequest, json.dumps(body).encode(), self.find_preset)
         except APIError as exc:
             raise rename_param(exc) from None
-        self.events.response["model"] = instance.identifier
-        self.instance_id = instance.identifier
 
     def _calls_spent(self) -> bool:
         limit = self.request.max_tool_calls
@@ -133,6 +158,10 @@ class ResponseRun:
             turn = self.turn
             assert turn is not None
             async for delta in turn:
+                if "prompt_progress" in delta:
+                    if self.on_progress is not None:
+                        await self.on_progress(delta["prompt_progress"])
+                    continue
                 self.events.delta(delta)
                 if send is not None:
                     await send(self.events.drain())

@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import secrets
 import time
 from collections.abc import Callable
@@ -37,6 +36,9 @@ log = logging.getLogger("lm_jupyter")
 TOKEN_PREFIX = "sk-lmj-"
 TOKENS_SETTING = "lm_jupyter_tokens"  # the TokenStore, in the Tornado application's settings
 FILE_VERSION = 1
+# The longest expiry a token may be given: 100 years is "never" for any practical purpose and
+# keeps every expiry a date that clients can print.
+MAX_EXPIRES_DAYS = 36500
 
 
 def hash_token(token: str) -> str:
@@ -124,9 +126,10 @@ class TokenStore:
         A name held by a revoked or expired token may be reused: that is how a token is rotated.
         """
         check_name(name, "token")
-        if expires_in_days is not None and not (math.isfinite(expires_in_days) and expires_in_days > 0):
+        if expires_in_days is not None and not (0 < expires_in_days <= MAX_EXPIRES_DAYS):
             raise APIError(
-                "Invalid value for 'expires_in_days': must be a positive number of days.",
+                "Invalid value for 'expires_in_days': must be a positive number of days, at most "
+                f"{MAX_EXPIRES_DAYS} (leave it out for a token that never expires).",
                 param="expires_in_days",
                 code="invalid_value",
             )

@@ -16,7 +16,7 @@ REASONING = "Compare the powers."
 ANSWER = "Yes: 1024 > 1000."
 
 STARTUP = f"""
-from lm_jupyter.kernel.client import Client
+from lm_jupyter.client.client import Client
 
 _original_chat_stream = Client.chat_stream
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lm_jupyter.kernel.discovery import ServerInfo, free_port, start_headless, stop_process
+from lm_jupyter.client.discovery import ServerInfo, free_port, start_headless, stop_process
 from tests.e2e.test_cli import lmj
 
 
@@ -45,6 +45,7 @@ def isolated_server(folder: Path, models_dir: Path, config: Sequence[str] = ()) 
                 f"--LmJupyterApp.tokens_file={tokens_file}",
                 f"--LmJupyterApp.presets_dir={presets_dir}",
                 f"--LmJupyterApp.responses_db={folder / 'data' / 'lm_jupyter' / 'responses.sqlite3'}",
+                f"--LmJupyterApp.remotes_file={folder / 'data' / 'lm_jupyter' / 'remotes.json'}",
                 *config,
             ],
         )

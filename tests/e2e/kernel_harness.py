@@ -87,11 +87,12 @@ class ViewState:
     state: dict[str, Any]
     updates: int
     markdown: str
+    static: str = ""
 
 
 def widget_states(run: Run) -> dict[str, ViewState]:
     """The widgets this run opened. (Updates of widgets opened earlier, such as a refreshing
-    ModelManager's, may land in any cell: ipykernel routes background-thread output to the
+    ModelPanel's, may land in any cell: ipykernel routes background-thread output to the
     latest one.)"""
     states: dict[str, ViewState] = {}
     for msg in run.messages:
@@ -108,12 +109,15 @@ def widget_states(run: Run) -> dict[str, ViewState]:
 
 
 def chat_view(run: Run) -> ViewState:
-    """The one ChatView a %%chat cell showed, with the Markdown copy its display ended with."""
+    """The one ChatView a %%chat cell showed, with the Markdown copy that replaced it at the end
+    (``markdown``: its plain text; the rendered copy is ``static``)."""
     views = [v for v in widget_states(run).values() if v.state.get("_anywidget_id", "").endswith("ChatView")]
     assert len(views) == 1, run.messages
-    displays = run.of("display_data") + run.of("update_display_data")
-    assert displays and all("application/vnd.jupyter.widget-view+json" in d["data"] for d in displays)
-    views[0].markdown = displays[-1]["data"]["text/markdown"]
+    (shown,), updates = run.of("display_data"), run.of("update_display_data")
+    assert "application/vnd.jupyter.widget-view+json" in shown["data"] and updates, run.messages
+    final = updates[-1]["data"]  # the finished exchange: no widget view left to lose on reopen
+    assert set(final) == {"text/markdown", "text/plain"}, final
+    views[0].markdown, views[0].static = final["text/plain"], final["text/markdown"]
     return views[0]
 
 
@@ -136,5 +140,3 @@ def value(kernel: Kernel, expression: str) -> Any:
     run = execute(kernel, f"import json as _json; print(_json.dumps({expression}))")
     run.assert_no_error()
     return json.loads(run.stdout)
-
-

@@ -62,10 +62,11 @@ class LogCapture:
         return [event["data"] for event in self.events()]
 
     def stop(self) -> int:
-        """Ctrl+C, as a user stops it."""
+        """Ctrl+C, as a user stops it. The deadline is generous: on a loaded machine Python's
+        interpreter shutdown alone can take seconds."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(10)
+        return self.proc.wait(60)
 
 
 class Terminal:

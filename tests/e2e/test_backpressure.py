@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from lm_jupyter.kernel.discovery import free_port, start_headless, stop_process
+from lm_jupyter.client.discovery import free_port, start_headless, stop_process
 from tests.conftest import write_test_models
 
 NO_EOS = {"2": -100, "4": -100}
@@ -23,7 +23,7 @@ def small_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clie
         info = start_headless(
             port=free_port("127.0.0.1", 0),
             models_dir=str(root),
-            config=["--LmJupyterApp.max_queued_requests=1"],
+            config=["--ModelManager.max_queued_requests=1"],
         )
     finally:
         os.environ.pop("JUPYTER_RUNTIME_DIR")

@@ -4,7 +4,7 @@ The test starts JupyterLab (with this extension, serving the test models; Notebo
 by the same server at ``/notebooks/``) on a free port with a token, opens
 ``notebooks/quickstart.ipynb`` in Debian's chromium driven by Playwright, runs all cells, and
 checks what a user sees, in each of the two UIs: the ChatView with streamed text, a reasoning
-section and a stats footer, the ModelManager's memory-estimate bars, and its download box: a
+section and a stats footer, the ModelPanel's memory-estimate bars, and its download box: a
 Hub search (a stand-in Hub, ``tests/hub_standin.py``), a Download click and the live progress
 bar, until the model is in the list. The kernel finds the server by itself
 (``JPY_PARENT_PID``), as it does for users. Screenshots go to ``tests/artifacts/``.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
+import re
 import shutil
 import subprocess
 import sys
@@ -26,17 +26,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import gguf
 import httpx
 import pytest
-from hub_standin import HubFile, HubRepo, StandinHub
+from hub_standin import StandinHub
 from tiny_gguf import write_tiny_model
 
-from lm_jupyter.kernel.discovery import free_port
 from tests.conftest import write_test_models
 
 from .forced_output import ANSWER, REASONING, THINK_MODEL, write_ipython_dir
+from .jupyterlab import run_jupyterlab, slow_hub
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +66,8 @@ STOP_NOTEBOOK = {
 }  # fmt: skip
 
 
-UIS = ["lab", "notebook"]  # JupyterLab 4 and Notebook 7
+UIS = ["lab", "notebook"]
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # JupyterLab 4 and Notebook 7
 
 
 @dataclass
@@ -95,19 +96,11 @@ def hub_repo(ui: str) -> str:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
-    """A slow Hub: each 2.4 MB download takes about five seconds, long enough to watch."""
-    src = tmp_path_factory.mktemp("hub")
-    hub = StandinHub().start()
-    for seed, ui in enumerate(UIS):
-        name = f"tiny-{ui}-Q8_0.gguf"
-        file = write_tiny_model(
-            src / name, n_embd=128, file_type=gguf.LlamaFileType.MOSTLY_Q8_0, seed=50 + seed
-        )
-        hub.add(HubRepo(hub_repo(ui), [HubFile(name, file.read_bytes())], throttle=0.15))
-    try:
+    """A slow Hub with one repo for each UI to download."""
+    with slow_hub(
+        tmp_path_factory.mktemp("hub"), {hub_repo(ui): 50 + seed for seed, ui in enumerate(UIS)}
+    ) as hub:
         yield hub
-    finally:
-        hub.stop()
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +112,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, hub: StandinHub) -> Iterator[L
     models_dir = write_test_models(root / "models")
     endless = models_dir / "test" / "tiny-endless-GGUF" / "tiny-endless-F32.gguf"
     write_tiny_model(endless, context_length=32768, seed=1)
-    token, port = secrets.token_hex(16), free_port("127.0.0.1", 0)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LM_JUPYTER_", "JPY_", "HF_"))}
     env.update(
         HF_ENDPOINT=hub.endpoint,
@@ -130,34 +122,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory, hub: StandinHub) -> Iterator[L
         LM_JUPYTER_QUICKSTART_MODEL=THINK_MODEL,
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
     )
-    command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-        f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root / 'notebooks'}", f"--LmJupyterApp.models_dir={models_dir}",
-        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]  # fmt: skip
-    log = (root / "lab.log").open("w")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, (root / "lab.log").read_text()
-            try:
-                if httpx.get(url + "api/v1/models", headers={"Authorization": f"token {token}"}).is_success:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (root / "lab.log").read_text()
-            time.sleep(0.5)
+    with run_jupyterlab(root / "notebooks", models_dir, env, root / "lab.log") as (url, token):
         yield Lab(url, token, root / "notebooks")
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def _accept_kernel_dialog(page: object) -> None:
@@ -194,6 +160,7 @@ def test_quickstart(lab: Lab, ui: str) -> None:
             check_model_manager(page, prefix)
             page.screenshot(path=str(ARTIFACTS / f"{prefix}quickstart-page.png"), full_page=True)
             check_download(page, prefix, hub_repo(ui))
+            check_reopen(page, lab, ui, prefix)
             if ui == "lab":  # the same widget code in both UIs: once is enough for the stop path
                 check_stop_button(page, lab)
         finally:
@@ -221,32 +188,78 @@ def check_stop_button(page: object, lab: Lab) -> None:
     view.locator(".lmj-answer").first.wait_for(timeout=60_000)  # text is streaming
     assert lab.status(ENDLESS) == "generating"
     view.locator(".lmj-chat-stop").click()
-    page.locator(".lmj-chat[data-status='stopped']").wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    stopped = page.locator(".lmj-chat-static[data-status='stopped']")  # type: ignore[attr-defined]
+    stopped.wait_for(timeout=10_000)
     deadline = time.monotonic() + 5
     while lab.status(ENDLESS) != "idle":
         assert time.monotonic() < deadline, "the server kept generating after Stop"
         time.sleep(0.1)
-    assert view.locator(".lmj-chat-error").inner_text() == "Stopped."
-    view.screenshot(path=str(ARTIFACTS / "chat-view-stopped.png"))
+    assert stopped.locator("em").last.inner_text() == "Stopped."  # a note, not an error
+    stopped.screenshot(path=str(ARTIFACTS / "chat-view-stopped.png"))
 
 
 def check_chat_view(page: object, prefix: str) -> None:
-    """The first %%chat: streamed answer, a reasoning section and the stats footer."""
-    done = page.locator(".lmj-chat[data-status='done']").first  # type: ignore[attr-defined]
+    """The first %%chat: streamed live, then replaced by its static copy (what the notebook
+    saves): the answer, a collapsed reasoning section and the stats footer."""
+    done = page.locator(".lmj-chat-static[data-status='done']").first  # type: ignore[attr-defined]
     done.wait_for(timeout=180_000)
     done.scroll_into_view_if_needed()
+    check_static_chat(done)
     done.screenshot(path=str(ARTIFACTS / f"{prefix}quickstart-chat-view.png"))
-    assert ANSWER in done.locator(".lmj-answer").inner_text()
-    reasoning = done.locator("details.lmj-reasoning")
-    assert reasoning.count() == 1
-    assert reasoning.locator("summary").inner_text() == "Reasoning"
-    reasoning.locator("summary").click()  # collapsed by default: open it
-    assert REASONING in reasoning.locator(".lmj-reasoning-text").inner_text()
-    footer = done.locator(".lmj-chat-footer").inner_text()
-    assert footer.startswith(f"{THINK_MODEL} · ") and "tokens" in footer and "s to first token" in footer
-    assert done.locator(".lmj-chat-prompt").inner_text().strip() == "Write a haiku about Jupyter notebooks."
-    assert not done.locator(".lmj-chat-stop").is_visible()  # only while generating
+    done.locator("details summary").click()  # collapsed by default: open it
+    assert REASONING in done.locator("details").inner_text()
     done.screenshot(path=str(ARTIFACTS / f"{prefix}quickstart-chat-view-reasoning-open.png"))
+
+
+def check_static_chat(done: Any) -> None:
+    """A finished chat as the saved notebook shows it: prompt, reasoning, answer, footer."""
+    assert done.is_visible()
+    assert ANSWER in done.inner_text()
+    assert done.locator("blockquote").inner_text().strip() == "Write a haiku about Jupyter notebooks."
+    reasoning = done.locator("details")
+    assert reasoning.count() == 1 and reasoning.locator("summary").inner_text() == "Reasoning"
+    footer = done.locator("sub").inner_text()
+    assert footer.startswith(f"{THINK_MODEL} · ") and "tokens" in footer and "s to first token" in footer
+
+
+def check_reopen(page: Any, lab: Lab, ui: str, prefix: str) -> None:
+    """Save, shut the kernel down, open the notebook again: the chats and the model manager's
+    copy are there, and no "Error displaying widget" anywhere; nbconvert's HTML shows them too."""
+    saved = lab.root / "quickstart.ipynb"
+    page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + 30
+    while "lmj-chat-static" not in saved.read_text():
+        assert time.monotonic() < deadline, "the notebook was not saved"
+        time.sleep(0.2)
+    outputs = [out for cell in json.loads(saved.read_text())["cells"] for out in cell.get("outputs", [])]
+    markdown = ["".join(out.get("data", {}).get("text/markdown", "")) for out in outputs]
+    chats = [out for out, text in zip(outputs, markdown, strict=True) if "lmj-chat-static" in text]
+    assert len(chats) == 2 and all(WIDGET_VIEW not in out["data"] for out in chats)
+    http = httpx.Client(base_url=lab.url, headers={"Authorization": f"token {lab.token}"})
+    for session in http.get("api/sessions").json():  # the kernel goes; its widget models with it
+        assert http.delete(f"api/sessions/{session['id']}").status_code == 204
+    page.goto(lab.page("quickstart.ipynb", ui))
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    _accept_kernel_dialog(page)
+    # the first chat, once rendered (Notebook 7 may render the outputs again as its kernel starts)
+    chat = page.locator(".lmj-chat-static[data-status='done']", has_text=ANSWER).first
+    chat.wait_for(timeout=60_000)
+    chat.scroll_into_view_if_needed()
+    check_static_chat(chat)
+    twin = page.locator(".lmj-mm-static").first
+    twin.scroll_into_view_if_needed()
+    assert twin.is_visible() and THINK_MODEL in twin.inner_text()
+    page.wait_for_timeout(2000)  # let the widget manager give up on the old models
+    assert not page.get_by_text("Error displaying widget").filter(visible=True).count()
+    page.screenshot(path=str(ARTIFACTS / f"{prefix}reopened-quickstart.png"), full_page=True)
+    if ui == "lab":  # nbconvert's HTML (what nbviewer shows) of the same saved file
+        html_file = lab.root / "quickstart.html"
+        subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", str(saved)], check=True)
+        page.goto(html_file.as_uri())
+        check_static_chat(page.locator(".lmj-chat-static[data-status='done']").first)
+        assert page.locator(".lmj-mm-static").first.is_visible()
+        page.screenshot(path=str(ARTIFACTS / "nbconvert-quickstart.png"), full_page=True)
 
 
 def check_model_manager(page: object, prefix: str) -> None:
@@ -256,15 +269,24 @@ def check_model_manager(page: object, prefix: str) -> None:
     row = manager.locator(f"tr.lmj-mm-model[data-key='{THINK_MODEL}']")
     row.wait_for(timeout=30_000)
     manager.scroll_into_view_if_needed()
+    # the figure `%lms ls` prints for the same file (client/tables.py format_size), not another
+    size = row.locator("td").nth(4).inner_text()
+    assert re.fullmatch(r"\d+\.\d\d (KiB|MiB|GiB)", size), size
+    listed = page.locator(".lmj-mm-static").first.inner_text()  # the twin's `ls` table, hidden
+    assert size in listed, (size, listed)
     row.click()
     bars = manager.locator(".lmj-mm-bar")
     bars.first.wait_for(timeout=30_000)
-    assert [bars.nth(i).get_attribute("data-kind") for i in range(bars.count())] == ["GPU", "Total"]
+    # this machine has no GPU: no GPU bar and no GPU offload slider, only total memory
+    assert [bars.nth(i).get_attribute("data-kind") for i in range(bars.count())] == ["Total"]
+    assert not manager.locator("input.lmj-mm-gpu").is_visible()
+    assert "jp-mod-styled" in (manager.locator("button.lmj-mm-load").get_attribute("class") or "")
     total = manager.locator(".lmj-mm-bar[data-kind='Total']")
     assert " free" in total.locator(".lmj-mm-bar-value").inner_text()
     assert "lmj-mm-bar-bad" not in (total.get_attribute("class") or "")
     assert manager.locator(".lmj-mm-verdict").inner_text() == "Fits in memory."
     manager.screenshot(path=str(ARTIFACTS / f"{prefix}model-manager-estimate.png"))
+    assert not page.locator(".lmj-mm-static").first.is_visible()  # the saved copy hides while live
 
 
 def check_download(page: object, prefix: str, repo: str) -> None:
@@ -288,7 +310,7 @@ def check_download(page: object, prefix: str, repo: str) -> None:
         assert time.monotonic() < deadline, "the progress bar did not move"
         time.sleep(0.1)
     caption = job.locator(".lmj-mm-job-value").inner_text()
-    assert "%" in caption and "/ 2.40 MB" in caption, caption
+    assert "%" in caption and "/ 2.28 MiB" in caption, caption
     assert job.locator("button.lmj-mm-pause").is_visible()
     manager.screenshot(path=str(ARTIFACTS / f"{prefix}model-manager-download.png"))
     done = manager.locator(f".lmj-mm-job[data-model='{repo}'][data-status='completed']")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from lm_jupyter.kernel.discovery import ServerInfo
+from lm_jupyter.client.discovery import ServerInfo
 
 from .kernel_harness import Kernel, chat_view, execute, send_custom, start_kernel, stop_kernel, value
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lm_jupyter.kernel.discovery import free_port
+from lm_jupyter.client.discovery import free_port
 from tests.tiny_gguf import write_tiny_model
 
 
@@ -61,7 +61,9 @@ def test_import_serve_load_ps_unload_stop(lmj_env: dict[str, str], tmp_path: Pat
         assert 'use the identifier "me/tiny-chat"' in loaded.stderr
         rows = json.loads(lmj(lmj_env, "ps", "--json").stdout)
         assert rows[0]["identifier"] == "me/tiny-chat" and rows[0]["contextLength"] == 512
-        assert "IDLE" in lmj(lmj_env, "ps").stdout
+        assert rows[0]["device"] == "cpu"  # GPU by default, but there is none here
+        ps = lmj(lmj_env, "ps").stdout.splitlines()
+        assert "DEVICE" in ps[0].split() and "IDLE" in ps[1] and "CPU" in ps[1].split()
         assert "✓ LOADED" in lmj(lmj_env, "ls").stdout
         missing = lmj(lmj_env, "load", "nobody/nothing", check=False)
         assert missing.returncode == 1

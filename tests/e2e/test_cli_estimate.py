@@ -1,5 +1,5 @@
 """``lmj load --estimate-only``, ``%lms load --estimate-only`` and the load guardrail, against a
-real server whose models may use at most 40 MiB (``LmJupyterApp.max_memory``).
+real server whose models may use at most 40 MiB (``ModelManager.max_memory``).
 
 The cap makes the guardrail refuse the tiny model at 4,096 tokens without flash attention
 (66 MiB estimated, most of it attention buffers that only a long prompt touches), while
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from lm_jupyter.kernel.client import Client
-from lm_jupyter.kernel.discovery import ServerInfo, free_port, start_headless, stop_process
+from lm_jupyter.client.client import Client
+from lm_jupyter.client.discovery import ServerInfo, free_port, start_headless, stop_process
 from lm_jupyter.kernel.magics import LmMagics
 from tests.e2e.test_cli import lmj
 from tests.tiny_gguf import write_tiny_model
@@ -35,7 +35,7 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerInf
         info = start_headless(
             port=free_port("127.0.0.1", 0),
             models_dir=str(root / "models"),
-            config=["--LmJupyterApp.max_memory=40MiB"],
+            config=["--ModelManager.max_memory=40MiB"],
         )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LM_JUPYTER_", "JPY_"))}
     env.update(LM_JUPYTER_URL=info.url, LM_JUPYTER_TOKEN=info.token, JUPYTER_RUNTIME_DIR=str(runtime))

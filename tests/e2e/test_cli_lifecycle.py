@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gguf
 
-from lm_jupyter.kernel.discovery import ServerInfo
+from lm_jupyter.client.discovery import ServerInfo
 from tests.e2e import test_cli as cli
 from tests.tiny_gguf import write_tiny_model
 
@@ -21,6 +21,7 @@ PS_FIELDS = {
     "queued",
     "contextLength",
     "parallel",
+    "device",  # ours: where it runs (cpu, gpu, gpu+cpu), as the DEVICE column shows
     "sizeBytes",
     "memoryBytes",
     "ttlMs",
@@ -59,6 +60,7 @@ def test_load_flags_and_ps_json(server: ServerInfo) -> None:
         assert set(row) == PS_FIELDS
         assert (row["modelKey"], row["status"], row["loadedBy"]) == ("test/tiny-chat", "idle", "explicit")
         assert row["contextLength"] == 2048 and row["parallel"] == 2 and row["ttlMs"] == 600_000
+        assert row["device"] == "cpu"
         assert 0 < row["ttlRemainingMs"] <= 600_000 and row["memoryBytes"] > 0
         table = lmj(server, "ps").stdout
         assert "cli-a" in table and "IDLE" in table and "/ 10m 0s" in table and "explicit" in table

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,8 @@ import gguf
 import httpx
 import pytest
 from hub_standin import HubFile, HubRepo, StandinHub
-from tiny_gguf import write_tiny_model, write_tiny_projector
+from tiny_gguf import TOOLS_TEMPLATE, write_tiny_model, write_tiny_projector
+from tiny_mlx import write_tiny_mlx_model
 
 from lm_jupyter.engine.gguf_meta import read_metadata
 from lm_jupyter.engine.guardrail import MemoryGuard
@@ -113,18 +115,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
             token=TOKEN,
         )
     )
-    hub.add(
-        HubRepo(
-            "mlx-community/tiny-chat-4bit",
-            [
-                HubFile("config.json", b"{}"),
-                HubFile("model.safetensors", b"\0" * 64),
-                HubFile("README.md", b"#"),
-            ],
-            tags=["mlx", "safetensors"],
-            library_name="mlx",
-        )
+    mlx = write_tiny_mlx_model(src / "mlx", bits=4, seed=40)
+    (mlx / "README.md").write_text("# tiny chat, 4-bit MLX")  # left out of the download
+    hub.add_files("mlx-community/tiny-chat-4bit", mlx, tags=["mlx", "safetensors"], library_name="mlx")
+    # No file may equal one of tiny-chat-4bit's: another vocabulary and template.
+    magic = write_tiny_mlx_model(
+        src / "mlx-magic", bits=4, vocab_size=384, chat_template=TOOLS_TEMPLATE, seed=41
     )
+    hub.add_files("mlx-community/tiny-magic-4bit", magic, tags=["mlx", "safetensors"], library_name="mlx")
     hub.max_memory = q8_fits_f16_does_not(chat)  # type: ignore[attr-defined]
     try:
         yield hub
@@ -137,7 +135,7 @@ def dl(hub: StandinHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Is
     folder = tmp_path_factory.mktemp("downloads")
     max_memory = hub.max_memory  # type: ignore[attr-defined]
     # TOKEN, the server's Hugging Face token, opens gated-org/granted-GGUF
-    with hub_server(folder, hub.endpoint, [f"--LmJupyterApp.max_memory={max_memory}"], TOKEN) as server:
+    with hub_server(folder, hub.endpoint, [f"--ModelManager.max_memory={max_memory}"], TOKEN) as server:
         yield server
 
 
@@ -355,27 +353,37 @@ def test_resume_after_a_cut_and_after_a_failed_job(dl: IsolatedServer, hub: Stan
     assert "test-org/tiny-resume" in listed(dl)
 
 
-def test_ctrl_c_asks_and_pauses(dl: IsolatedServer, api: httpx.Client) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lm_jupyter.cli.main", "get", "test-org/tiny-slowcli-GGUF", "-y"],
-        env=dl.env,
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    lines = []
-    while not any(line.startswith("Downloading ") for line in lines):
-        lines.append(proc.stderr.readline())
-        assert lines[-1], lines
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate("n\n", timeout=60)
-    assert proc.returncode == 130
+def test_ctrl_c_asks_and_pauses(dl: IsolatedServer, api: httpx.Client, hub: StandinHub) -> None:
+    file = "tiny-slowcli-Q8_0.gguf"
+    folder = models_dir(dl) / "test-org" / "tiny-slowcli-GGUF"
+    hub.hold[file] = held = threading.Event()  # the download cannot finish before Ctrl+C
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lm_jupyter.cli.main", "get", "test-org/tiny-slowcli-GGUF", "-y"],
+            env=dl.env,
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        lines = []
+        while not any(line.startswith("Downloading ") for line in lines):
+            lines.append(proc.stderr.readline())
+            assert lines[-1], lines
+        part = folder / (file + ".part")
+        deadline = time.monotonic() + 60
+        while not (part.exists() and part.stat().st_size > 0):  # bytes are arriving
+            assert time.monotonic() < deadline, "the download never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate("n\n", timeout=60)
+    finally:
+        held.set()
+        hub.hold.pop(file, None)
+    assert proc.returncode == 130, err
     assert "Continue to download in the background? [Y/n]" in err
     assert "Download canceled; run the same `lmj get` to resume it." in err
-    folder = models_dir(dl) / "test-org" / "tiny-slowcli-GGUF"
     assert [p.name for p in folder.iterdir()] == ["tiny-slowcli-Q8_0.gguf.part"]
 
 
@@ -423,10 +431,38 @@ def test_missing_repo_and_no_results(dl: IsolatedServer) -> None:
     assert none.returncode == 1 and "No models found with the specified search criteria." in none.stderr
 
 
-def test_mlx_models_are_listed_but_not_downloaded(dl: IsolatedServer) -> None:
+def test_get_mlx_downloads_a_whole_mlx_repo_that_then_loads(dl: IsolatedServer) -> None:
     result = lmj(dl, "get", "tiny", "chat", "--mlx", "-y")
-    assert result.returncode == 1
-    assert "mlx-community/tiny-chat-4bit is an MLX model; lm_jupyter runs GGUF models" in result.stderr
+    assert result.returncode == 0, result.stderr
+    folder = models_dir(dl) / "mlx-community" / "tiny-chat-4bit"
+    assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    assert not (folder / "README.md").exists()
+    listed = json.loads(lmj(dl, "ls", "--json").stdout)
+    model = next(m for m in listed if m["modelKey"] == "mlx-community/tiny-chat-4bit")
+    assert model["format"] == "mlx" and model["quantization"]["name"] == "4bit"
+    loaded = lmj(dl, "load", "mlx-community/tiny-chat-4bit", "--context-length", "512", "-y")
+    assert loaded.returncode == 0, loaded.stderr
+    ps = json.loads(lmj(dl, "ps", "--json").stdout)
+    assert [row["contextLength"] for row in ps if row["modelKey"] == "mlx-community/tiny-chat-4bit"] == [512]
+    lmj(dl, "unload", "--all")
+
+
+def test_lms_get_mlx_in_a_kernel(dl: IsolatedServer) -> None:
+    from tests.e2e.kernel_harness import execute, start_kernel, stop_kernel
+
+    kernel = start_kernel({**os.environ, **dl.env})
+    try:
+        execute(kernel, "%load_ext lm_jupyter").assert_no_error()
+        run = execute(kernel, "%lms get tiny magic --mlx", timeout=60)
+        run.assert_no_error()
+        assert "Download completed. Load it with: %lms load mlx-community/tiny-magic-4bit" in run.stdout
+        loaded = execute(kernel, "%lms load mlx-community/tiny-magic-4bit --context-length 256", timeout=60)
+        loaded.assert_no_error()
+        ps = execute(kernel, "%lms ps --json")
+        assert "'contextLength': 256" in ps.result["text/plain"]
+        execute(kernel, "%lms unload --all").assert_no_error()
+    finally:
+        stop_kernel(kernel)
 
 
 def test_full_disk(dl: IsolatedServer) -> None:
@@ -531,10 +567,11 @@ def test_rest_failed_job_reports_the_error(api: httpx.Client) -> None:
 # -- %lms get ------------------------------------------------------------------------------
 
 
-def test_lms_get_in_a_kernel(dl: IsolatedServer) -> None:
+def test_lms_get_in_a_kernel(dl: IsolatedServer, hub: StandinHub) -> None:
     from tests.e2e.kernel_harness import execute, start_kernel, stop_kernel
 
     kernel = start_kernel({**os.environ, **dl.env})
+    hub.hold["tiny-slowmagic-Q8_0.gguf"] = held = threading.Event()  # running until interrupted
     try:
         execute(kernel, "%load_ext lm_jupyter").assert_no_error()
         run = execute(kernel, "%lms get test-org/tiny-magic-GGUF", timeout=60)
@@ -553,9 +590,14 @@ def test_lms_get_in_a_kernel(dl: IsolatedServer) -> None:
         )
         assert "Traceback" not in bad.stderr
 
+        slow_part = models_dir(dl) / "test-org" / "tiny-slowmagic-GGUF" / "tiny-slowmagic-Q8_0.gguf.part"
+
         def interrupt(message: dict[str, Any]) -> None:
             if message["msg_type"] == "display_data":  # the progress line: the download runs
-                time.sleep(0.3)
+                deadline = time.monotonic() + 60
+                while not (slow_part.exists() and slow_part.stat().st_size > 0):  # bytes arrived
+                    assert time.monotonic() < deadline, "the download never started"
+                    time.sleep(0.05)
                 kernel.km.interrupt_kernel()
 
         stopped = execute(kernel, "%lms get test-org/tiny-slowmagic-GGUF", timeout=60, on_message=interrupt)
@@ -567,4 +609,6 @@ def test_lms_get_in_a_kernel(dl: IsolatedServer) -> None:
         wrong = execute(kernel, "%lms get test-org/tiny-magic-GGUF@q2_k")
         assert wrong.stderr.strip() == "Error: test-org/tiny-magic-GGUF has no q2_k variant; it has Q8_0."
     finally:
+        held.set()
+        hub.hold.pop("tiny-slowmagic-Q8_0.gguf", None)
         stop_kernel(kernel)

@@ -84,7 +84,7 @@ def test_bad_chat_fields(http: httpx.Client, body: dict, param: str, code: str |
     ("route", "body", "param"),
     [
         ("v1/completions", {"model": CHAT}, "prompt"),
-        ("v1/completions", {"model": CHAT, "prompt": [1, 2, 3]}, "prompt.0"),
+        ("v1/completions", {"model": CHAT, "prompt": [1.5]}, "prompt.0"),
         ("v1/completions", {"model": CHAT, "prompt": ["a", "b"]}, "prompt"),
         ("v1/embeddings", {"model": "test/tiny-embed"}, "input"),
         ("v1/embeddings", {"model": "test/tiny-embed", "input": [1, 2]}, "input.0"),
@@ -192,3 +192,16 @@ def test_server_is_healthy_after_all_that(http: httpx.Client) -> None:
     body = {"model": CHAT, "messages": MSGS, "max_tokens": 3}
     assert http.post("v1/chat/completions", json=body).status_code == 200
     assert json.loads(http.get("v1/models").text)["object"] == "list"
+
+
+def test_load_and_unload_on_api_v0_name_the_right_route(http: httpx.Client) -> None:
+    """LM Studio loads and unloads under /api/v1 only; /api/v0 says where to go, not "Bad request"."""
+    for action, field in (("load", "model"), ("unload", "instance_id")):
+        response = http.post(f"api/v0/models/{action}", json={"model_key": CHAT})
+        error = _error(response, 404, None, "unknown_url")
+        assert f"POST /api/v1/models/{action}" in error["message"] and f'"{field}"' in error["message"]
+
+
+def test_load_with_a_misnamed_field_names_it(http: httpx.Client) -> None:
+    error = _error(http.post("api/v1/models/load", json={"model_key": CHAT}), 400, "model")
+    assert "model_key" in error["message"] and '"model"' in error["message"]

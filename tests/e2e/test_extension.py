@@ -59,7 +59,7 @@ def test_extension_is_enabled_by_install() -> None:
 def test_import_does_not_load_engines() -> None:
     code = (
         "import sys, lm_jupyter; lm_jupyter._jupyter_server_extension_points(); "
-        "print('llama_cpp' in sys.modules, 'lm_jupyter.engine.backends.llama_cpp' in sys.modules)"
+        "print('llama_cpp' in sys.modules, 'lm_jupyter.engine.worker.llama.backend' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

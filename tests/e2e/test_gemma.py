@@ -46,15 +46,19 @@ def test_chat_uses_the_gemma_fallback_template(openai_client: OpenAI, http: http
     assert reply.usage is not None
     # <bos> + turn markup + both texts: the rendered prompt, not just the user's words, is counted.
     assert reply.usage.prompt_tokens > 20
+    # Greedy text is not compared across requests: on real weights the second request reuses the
+    # cached prompt, and other batch shapes round differently (exact equality is the tiny models').
     stream = openai_client.chat.completions.create(
         model=GEMMA_KEY, messages=messages, max_tokens=24, temperature=0, stream=True
     )
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == text
+    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert streamed.strip() and "<start_of_turn>" not in streamed and "<end_of_turn>" not in streamed
     v0 = http.post(
         "api/v0/chat/completions",
         json={"model": GEMMA_KEY, "messages": messages, "max_tokens": 24, "temperature": 0},
     ).json()
-    assert v0["choices"][0]["message"]["content"] == text
+    answer = v0["choices"][0]["message"]["content"]
+    assert answer.strip() and "<start_of_turn>" not in answer and "<end_of_turn>" not in answer
     assert v0["model_info"]["arch"] == "gemma3" and v0["model_info"]["quant"] == "Q4_K_M"
     assert v0["stats"]["stop_reason"] in {"eosFound", "maxPredictedTokensReached"}
 

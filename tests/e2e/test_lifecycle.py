@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from lm_jupyter.kernel.discovery import ServerInfo
+from lm_jupyter.client.discovery import ServerInfo
 
 LONG = "test/tiny-long"
 NO_EOS = {"2": -100, "4": -100}  # ban </s> and <|im_end|> so random weights keep generating
@@ -118,7 +118,7 @@ def test_kill_9_worker_mid_stream(http: httpx.Client, server: ServerInfo) -> Non
     assert lines[-1] == "[DONE]"
     error = json.loads(lines[-2])["error"]
     assert error["type"] == "server_error" and error["code"] == "model_crashed"
-    assert "killed by signal 9" in error["message"]
+    assert "killed by SIGKILL (signal 9)" in error["message"]
     assert queued[0].status_code == 500 and queued[0].json()["error"]["code"] == "model_crashed"
     # The server is fine, the model shows as not loaded, and the next request JIT-loads it again.
     assert instances(http, LONG) == []

@@ -12,7 +12,7 @@ import gguf
 import httpx
 import pytest
 
-from lm_jupyter.kernel.discovery import ServerInfo, free_port, start_headless, stop_process
+from lm_jupyter.client.discovery import ServerInfo, free_port, start_headless, stop_process
 from tests.conftest import GEMMA_KEY, link_gemma, write_test_models
 from tests.tiny_gguf import write_tiny_model
 
@@ -86,14 +86,19 @@ def test_explicit_load_options_and_status(own: httpx.Client) -> None:
     ).json()
     assert reply["instance_id"] == "a" and reply["status"] == "loaded"
     assert reply["device"] == "cpu" and "CPU" in reply["message"]  # no GPU here: says so
-    assert reply["load_config"] == {
+    assert reply["load_config"] == {  # what it really runs with: no layer could go to a GPU
         "context_length": 1024,
         "parallel": 2,
         "flash_attention": True,
-        "gpu_offload": 1.0,
+        "gpu_offload": 0.0,
     }
-    own.post("api/v1/models/load", json={"model": "test/tiny-chat", "identifier": "b"}).raise_for_status()
+    # No `gpu`: as much as fits on a GPU (engine/guardrail.py auto_offload); none here, silently.
+    default = own.post("api/v1/models/load", json={"model": "test/tiny-chat", "identifier": "b"}).json()
+    assert default["device"] == "cpu" and default["gpu_offload"] == 0.0 and "message" not in default
     state = loaded(own)
+    assert state["b"]["device"] == "cpu" and state["b"]["config"]["gpu_offload"] == 0.0
+    v0 = {m["id"]: m for m in own.get("api/v0/models").json()["data"]}
+    assert v0["a"]["device"] == v0["b"]["device"] == "cpu"
     assert set(state) == {"a", "b"}
     a = state["a"]
     assert a["status"] == "idle" and a["queued"] == 0 and a["loaded_by"] == "explicit"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from lm_jupyter.kernel.log_view import printable
+from lm_jupyter.client.log_view import printable
 from tests.e2e.isolated_server import IsolatedServer, isolated_server
 from tests.e2e.terminal import LMJ, LogCapture, Terminal, wait_until
 from tests.tiny_gguf import CHATML_TEMPLATE, write_tiny_model
@@ -36,6 +36,7 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServer]:
         name="tiny-long",
         context_length=32768,
         seed=1,
+        endless=True,  # Ctrl+C must find both rounds still generating
     )
     # A DeepSeek-R1 style template: the prompt opens <think>, so the reply starts in the reasoning.
     write_tiny_model(
@@ -211,3 +212,44 @@ def test_reasoning_is_dimmed_in_the_terminal(own: IsolatedServer, log: LogCaptur
     piped = own.lmj("chat", "test/tiny-reason", "-p", "think", "--max-tokens", "4", "--temperature", "0")
     assert piped.stdout.startswith("<think>") and piped.stdout.endswith("</think>\n")
     assert "\x1b[" not in piped.stdout
+
+
+def test_lms_chat_slash_commands(own: IsolatedServer, log: LogCapture) -> None:
+    """``/reasoning off`` hides the thinking, ``/stats`` shows the last answer's numbers,
+    ``/system-prompt`` and ``/clear`` shape the next prompt, ``/model`` switches the model."""
+    command = [*LMJ, "chat", "test/tiny-reason", "--max-tokens", "6", "--temperature", "0"]
+    terminal = Terminal(command, own.env)
+    try:
+        terminal.wait_for("Chatting with test/tiny-reason.")
+        terminal.type("/stats")
+        terminal.wait_for("No prediction yet.")
+        terminal.type("/reasoning maybe")
+        terminal.wait_for("Reasoning is auto; /reasoning auto, on or off changes it.")
+        terminal.type("/reasoning off")
+        terminal.wait_for("Reasoning set to off.")
+        terminal.type("think first")
+        thought = shown(predictions(log, "output", 1)[0]["output"])
+        assert len(thought) >= 3
+        terminal.type("/stats")
+        screen = terminal.wait_for("Predicted Tokens: 6")
+        assert "Prediction Stats:" in screen and thought not in screen  # all 6 tokens were reasoning
+
+        terminal.type("/system-prompt Answer in French.")
+        terminal.wait_for("System prompt set.")
+        terminal.type("/clear")
+        terminal.wait_for("Chat history cleared.")
+        terminal.type("/model nobody/nothing")
+        terminal.wait_for("No model 'nobody/nothing'. Models: ")
+        terminal.type("/model test/tiny-chat")
+        terminal.wait_for("Now chatting with test/tiny-chat.")
+        terminal.type("second question")
+        second = predictions(log, "input", 2)[1]
+        assert second["modelIdentifier"] == "test/tiny-chat"
+        assert "Answer in French." in second["input"] and "think first" not in second["input"]
+        predictions(log, "output", 2)
+        terminal.type("/exit")
+        assert terminal.wait_exit() == 0
+    finally:
+        terminal.close()
+    hidden = own.lmj("chat", "test/tiny-reason", "-p", "think", "--max-tokens", "4", "--reasoning", "off")
+    assert hidden.returncode == 0 and "<think>" not in hidden.stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lm_jupyter.cli.main import build_parser, main
-from lm_jupyter.kernel.discovery import ServerInfo, free_port
+from lm_jupyter.client.discovery import ServerInfo, free_port
 from tests.e2e.terminal import LMJ
 from tests.e2e.test_cli import lmj
 

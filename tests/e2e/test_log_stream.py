@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.isolated_server import IsolatedServer, isolated_server
 from tests.e2e.terminal import LogCapture, wait_until
+from tests.e2e.test_cli import lmj
 
 FAKE_API_TOKEN = "sk-lmj-" + "Zx9" * 14 + "Q"
 
@@ -58,7 +59,12 @@ def test_sources_and_filters_select_exactly_what_they_name(own: IsolatedServer) 
         lambda: any("POST /api/v1/models/unload 200" in line for line in server.lines),
         what="the last request",
     )
-    wait_until(lambda: len(model.lines) == 4, what="the model events")
+    # Each stream is its own connection; the one that saw the last request says nothing of the others.
+    expected = {everything: 12, model: 4, inputs: 2, outputs: 2}
+    wait_until(
+        lambda: all(len(capture.lines) >= count for capture, count in expected.items()),
+        what="every stream's events",
+    )
 
     seen = everything.data()
     assert kinds(seen) == [
@@ -170,10 +176,13 @@ def test_the_route_checks_its_query(own: IsolatedServer) -> None:
         assert error["param"] == param and error["type"] == "invalid_request_error"
 
 
-def test_api_tokens_may_stream_and_never_show(own: IsolatedServer) -> None:
+def test_api_tokens_may_not_stream_and_never_show(own: IsolatedServer) -> None:
+    """The log carries every client's prompts: an API token sees only its own data, so the
+    stream is the Jupyter identity's alone; and the token never appears in it."""
     token = own.lmj("token", "create", "log-reader").stdout.strip()
-    env = {**own.env, "LM_JUPYTER_TOKEN": token}
-    capture = LogCapture(env, "--json", "--source", "server")  # authenticated by the API token
+    denied = lmj({**own.env, "LM_JUPYTER_TOKEN": token}, "log", "stream", check=False)
+    assert denied.returncode == 1 and "cannot read the server's log stream" in denied.stderr
+    capture = LogCapture(own.env, "--json", "--source", "server")  # the Jupyter identity
     try:
         with httpx.Client(base_url=own.info.url, timeout=60) as http:
             assert http.get("v1/models", headers={"Authorization": f"Bearer {token}"}).status_code == 200

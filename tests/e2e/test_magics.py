@@ -20,7 +20,7 @@ import httpx
 import pytest
 from tiny_gguf import write_tiny_model  # tests/ is on sys.path (conftest.py)
 
-from lm_jupyter.kernel.discovery import ServerInfo, start_headless, stop_headless
+from lm_jupyter.client.discovery import ServerInfo, start_headless, stop_headless
 
 from .kernel_harness import (
     Kernel,
@@ -138,14 +138,17 @@ def test_bare_lms_shows_one_model_manager(kernel: Kernel) -> None:
     first, second = execute(kernel, "%lms"), execute(kernel, "%lms")
     first.assert_no_error()
     view = "application/vnd.jupyter.widget-view+json"
-    assert first.result[view]["model_id"] == second.result[view]["model_id"]  # one poller per kernel
+    (panel, twin), (again, _) = (run.of("display_data") for run in (first, second))
+    assert panel["data"][view]["model_id"] == again["data"][view]["model_id"]  # one poller per kernel
+    assert set(twin["data"]) == {"text/markdown", "text/plain"}  # the copy a saved notebook shows
+    assert "lmj-mm-static" in twin["data"]["text/markdown"] and CHAT in twin["data"]["text/markdown"]
     states = widget_states(first).values()
-    (manager,) = [v for v in states if v.state.get("_anywidget_id", "").endswith("ModelManager")]
+    (manager,) = [v for v in states if v.state.get("_anywidget_id", "").endswith("ModelPanel")]
     keys = sorted(row["key"] for row in manager.state["models"])
     assert keys == [CHAT, LONG]
     execute(kernel, "_lm._manager.close()").assert_no_error()  # stop its refresh thread
     third = execute(kernel, "%lms")  # a closed manager is replaced
-    assert third.result[view]["model_id"] != first.result[view]["model_id"]
+    assert third.of("display_data")[0]["data"][view]["model_id"] != panel["data"][view]["model_id"]
     execute(kernel, "_lm._manager.close()").assert_no_error()
 
 
@@ -158,7 +161,6 @@ def test_bad_input_prints_one_line(kernel: Kernel) -> None:
         ('%lms load "unclosed', "Cannot parse"),
         ("%%chat --max-tokens x\nhi", "invalid int value"),
         ("%%chat\nhi", "no model is loaded"),
-        ("%%chat does/not-exist\nhi", "not downloaded"),
         ("%lms history --verbose", "unrecognized arguments"),
     ]:
         run = execute(kernel, code)
@@ -166,6 +168,12 @@ def test_bad_input_prints_one_line(kernel: Kernel) -> None:
         assert expected in run.stderr, (code, run.stderr)
         assert run.stderr.count("\n") == 1, (code, run.stderr)
         assert not run.of("execute_result"), code
+    # a request the server refuses: the error shows once, in the chat's output, not on stderr too
+    run = execute(kernel, "%%chat does/not-exist\nhi")
+    run.assert_no_error()
+    assert not run.stderr
+    final = run.of("update_display_data")[-1]["data"]["text/markdown"]
+    assert final.count("not downloaded") == 1 and 'data-status="error"' in final and "tokens" not in final
 
 
 def test_chat_streams_and_keeps_history(kernel: Kernel, magics_server: ServerInfo) -> None:
@@ -389,3 +397,62 @@ def test_discovery_through_parent_pid(magics_server: ServerInfo) -> None:
         assert magics_server.url in run.stdout
     finally:
         stop_kernel(kernel)
+
+
+def test_chat_widget_shows_prefill_progress_on_long_prompts(kernel: Kernel) -> None:
+    """``%%chat`` asks for prompt progress on long prompts; while a prompt longer than one 512-token batch is
+    processed, the ChatView's ``prefill`` trait holds how far it is, and it is empty again once
+    the answer comes. The stream is paced (each partial progress waits until the kernel-side view
+    shows it), so no update can be skipped by the 20 Hz rendering."""
+    execute(kernel, f"%lms load {CHAT}").assert_no_error()
+    execute(
+        kernel,
+        "import time as _time\n"
+        "from ipywidgets.widgets.widget import _instances as _widgets\n"
+        "from lm_jupyter.kernel.widgets import ChatView as _ChatView\n"
+        "_shown, _bodies, _plain = [], [], _lm.client.chat_stream\n"
+        "def _paced(body):\n"
+        "    _bodies.append(body)\n"
+        "    for chunk in _plain(body):\n"
+        "        yield chunk\n"
+        "        p = chunk.get('prompt_progress')\n"
+        "        if p and p['processed'] < p['total']:\n"
+        "            view = [w for w in _widgets.values() if isinstance(w, _ChatView)][-1]\n"
+        "            want = {'processed': p['processed'], 'total': p['total']}\n"
+        "            deadline = _time.monotonic() + 10\n"
+        "            while view.prefill != want and _time.monotonic() < deadline:\n"
+        "                _time.sleep(0.01)\n"
+        "            _shown.append((dict(view.prefill), view.status))\n"
+        "_lm.client.chat_stream = _paced",
+    ).assert_no_error()
+    try:
+        run = execute(kernel, "%%chat " + CHAT + " --new --max-tokens 2\n" + "hello world " * 90, timeout=120)
+        run.assert_no_error()
+        assert value(kernel, "_bodies[-1]['return_progress']") is True
+        shown = value(kernel, "_shown")
+        assert len(shown) >= 2  # about 1,450 prompt tokens: three chunks, two of them partial
+        processed = [state["processed"] for state, _ in shown]
+        assert processed == sorted(processed) and all(0 < p < shown[0][0]["total"] for p in processed)
+        assert all(status == "processing" for _, status in shown)
+        prefills = [
+            msg["content"]["data"]["state"]["prefill"]
+            for msg in run.messages
+            if msg["msg_type"] == "comm_msg" and "prefill" in msg["content"]["data"].get("state", {})
+        ]
+        assert [p for p in prefills if p] == [state for state, _ in shown]  # what the browser got
+        view = chat_view(run)
+        assert view.state["status"] == "done" and view.state["prefill"] == {}
+        short = execute(kernel, "%%chat --new --max-tokens 2\nhi")  # short: no progress asked, no bar
+        short.assert_no_error()
+        assert chat_view(short).state["prefill"] == {}
+        assert "return_progress" not in value(kernel, "_bodies[-1]")
+        assert all(
+            not p
+            for p in (
+                m["content"]["data"].get("state", {}).get("prefill")
+                for m in short.messages
+                if m["msg_type"] == "comm_msg"
+            )
+        )
+    finally:
+        execute(kernel, "_lm.client.chat_stream = _plain\n%chat --new\n%lms unload --all").assert_no_error()

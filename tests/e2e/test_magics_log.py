@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lm_jupyter.kernel.discovery import ServerInfo
+from lm_jupyter.client.discovery import ServerInfo
 from tests.e2e.test_magics import Kernel, execute, kernel, magics_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(120)

@@ -6,6 +6,7 @@ model's output is forced (tests/e2e/forced_output.py) so the reasoning view has 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from lm_jupyter.kernel.discovery import ServerInfo
+from lm_jupyter.client.discovery import ServerInfo
 
 from .forced_output import ANSWER, REASONING, write_ipython_dir
 
@@ -58,13 +59,16 @@ def text(outputs: list[Any]) -> str:
 
 
 def chat_views(cells: list[Any]) -> list[str]:
-    """The Markdown copies of every ChatView (the widget and its copy are one output)."""
-    return [
-        out.data["text/markdown"]
+    """The plain copies of every finished ChatView: its output, once the exchange ended, is the
+    static copy (no widget view, which a reopened notebook could not show)."""
+    finished = [
+        out.data
         for outputs in cells
         for out in outputs
-        if "data" in out and WIDGET in out.data and "text/markdown" in out.data
+        if "lmj-chat-static" in out.get("data", {}).get("text/markdown", "")
     ]
+    assert all(WIDGET not in data for data in finished)
+    return [data["text/plain"] for data in finished]
 
 
 def test_quickstart(server: ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -114,6 +118,8 @@ def test_model_management(server: ServerInfo, monkeypatch: pytest.MonkeyPatch, t
         "model-management.ipynb", server, monkeypatch, tmp_path, LM_JUPYTER_MM_MODEL="test/tiny-long"
     )
     assert WIDGET in cells[1][0].data and WIDGET in cells[2][0].data
+    # each panel output has its static twin, which the saved notebook shows without a kernel
+    assert all("lmj-mm-static" in cells[i][1].data["text/markdown"] for i in (1, 2))
     assert "'totalBytes'" in text(cells[3])
     assert "Context Length: 2,048" in text(cells[4]) and "Context Length: 16,384" in text(cells[5])
     assert "'contextBytes'" in text(cells[6])
@@ -131,5 +137,35 @@ def test_tools_and_reasoning_with_qwen(
     """The notebook as shipped: Qwen2.5-Coder-1.5B calls the Python function and fills the schema."""
     cells = run_notebook("tools-and-reasoning.ipynb", server, monkeypatch, tmp_path, cell_timeout=600)
     assert "(21.5, 'celsius')" in text(cells[4])
-    assert "70.7" in chat_views(cells)[0]  # the tool's result, shown on the card
+    tool_chat = chat_views(cells)[0]
+    assert "70.7" in tool_chat  # the tool's result, shown on the card
+    # ... and then a real answer: not the call written out again as JSON, nor a repeated call
+    answer = tool_chat.split("```", 2)[-1].rsplit("<sub>", 1)[0].strip()
+    assert "70.7" in answer and "{" not in answer and "repeated a tool call" not in answer, tool_chat
     assert "Review(sentiment='positive'" in text(cells[7])
+
+
+def test_data_notebook(server: ServerInfo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """notebooks/data.ipynb: llm.map with a schema, the cache on a re-run, classify, embed and a
+    failed row, on a few rows of the shipped dataset with the tiny models."""
+    shutil.copytree(NOTEBOOKS / "data", tmp_path / "data")
+    cells = run_notebook(
+        "data.ipynb",
+        server,
+        monkeypatch,
+        tmp_path,
+        LM_JUPYTER_DATA_MODEL="test/tiny-chat",
+        LM_JUPYTER_DATA_EMBED_MODEL="test/tiny-embed",
+        LM_JUPYTER_DATA_ROWS="6",
+        LM_JUPYTER_LLM_CACHE=str(tmp_path / "llm-cache.sqlite3"),
+    )
+    every = text([out for outputs in cells for out in outputs])
+    assert "topic right:" in every and "accuracy:" in every
+    assert "6/6 rows, 6 from cache" in text(cells[3])  # the re-run computed nothing
+    assert "array([1.])" in text(cells[5])  # each row's label probabilities sum to 1
+    assert "((6, " in text(cells[6])  # one vector per row
+    assert "context length" in text(cells[7])  # the long row failed alone
+    bars = [out for outputs in cells for out in outputs if "data" in out and WIDGET in out.data]
+    assert len(bars) == 6  # a progress bar per call
+    # Saved without widget state, a bar reads as its final progress line.
+    assert "llm.classify 6/6 rows" in text(cells[4]) and "done" in text(cells[4])

@@ -188,8 +188,8 @@ def test_lms_preset_magic(own: IsolatedServer, capsys: pytest.CaptureFixture[str
     """``%lms preset`` runs the same commands as ``lmj preset`` (kernel/admin.py)."""
     from IPython.core.interactiveshell import InteractiveShell
 
+    from lm_jupyter.client.tables import Table
     from lm_jupyter.kernel.magics import LmMagics
-    from lm_jupyter.kernel.tables import Table
 
     magics = LmMagics(shell=InteractiveShell.instance())
     magics.lms(f"connect {own.info.url} --token {own.info.token}")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from lm_jupyter.kernel.discovery import free_port
+from lm_jupyter.client.discovery import free_port
 from lm_jupyter.server.responses_runner import MAX_ROUNDS
 from tests.e2e.isolated_server import IsolatedServer, isolated_server
 from tests.e2e.test_responses import ASCII_ONLY, check_events

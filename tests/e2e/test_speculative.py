@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from lm_jupyter.kernel.discovery import ServerInfo
+from lm_jupyter.client.discovery import ServerInfo
 from tests.conftest import GEMMA_KEY
 from tests.e2e.test_cli_lifecycle import lmj
 
@@ -232,3 +232,51 @@ def test_metrics_count_drafts_prefix_hits_and_occupancy(http: httpx.Client, targ
         text = http.get("metrics").text  # one scrape while the request runs
         assert f'lm_jupyter_batch_occupancy{{model="{target}"}} 0.333' in text
         assert f'lm_jupyter_running_sequences{{model="{target}"}} 1.0' in text
+
+
+def test_lmj_load_lm_studio_speculative_flags_set_request_defaults(
+    server: ServerInfo, http: httpx.Client
+) -> None:
+    """``lms load``'s ``--speculative-draft-*`` flags: requests that set nothing draft as if they
+    had sent ``num_draft_tokens`` and ``draft_min_probability`` themselves."""
+    lmj(
+        server,
+        "load",
+        "test/tiny-chat",
+        "--identifier",
+        "spec-flags",
+        "--speculative-draft-model",
+        TWIN,
+        "--speculative-draft-max-tokens",
+        "2",
+        "--speculative-draft-min-continue-probability",
+        "0",
+    )
+    plain = http.post("api/v1/models/load", json={"model": "test/tiny-chat", "identifier": "spec-plain"})
+    assert plain.status_code == 200, plain.text
+    try:
+        defaults = _complete(http, "spec-flags", PROMPTS[1])["stats"]
+        asked = _complete(
+            http, "spec-plain", PROMPTS[1], draft_model=TWIN, num_draft_tokens=2, draft_min_probability=0
+        )["stats"]
+        assert defaults["draft_model"] == TWIN and defaults["total_draft_tokens_count"] > 0
+        assert {k: defaults[k] for k in COUNTERS} == {k: asked[k] for k in COUNTERS}
+        own = _complete(http, "spec-flags", PROMPTS[1], num_draft_tokens=6, draft_min_probability=0)["stats"]
+        other = _complete(
+            http, "spec-plain", PROMPTS[1], draft_model=TWIN, num_draft_tokens=6, draft_min_probability=0
+        )["stats"]
+        assert {k: own[k] for k in COUNTERS} == {k: other[k] for k in COUNTERS}  # a request's own wins
+    finally:
+        lmj(server, "unload", "spec-flags")
+        http.post("api/v1/models/unload", json={"instance_id": "spec-plain"})
+    for field, value in [
+        ("num_draft_tokens", 0),
+        ("speculative_draft_max_tokens", 33),
+        ("speculative_draft_min_continue_probability", 1.5),
+        ("draft_min_probability", "high"),
+    ]:
+        bad = http.post(
+            "api/v1/models/load", json={"model": "test/tiny-chat", "draft_model": TWIN, field: value}
+        )
+        assert bad.status_code == 400, bad.text
+        assert bad.json()["error"]["param"] == field

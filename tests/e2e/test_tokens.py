@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -76,6 +77,23 @@ def test_token_lifecycle_with_openai_client(own: IsolatedServer) -> None:
     assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
     assert "revoked" in str(caught.value)
     assert "REVOKED" in own.lmj("token", "ls").stdout
+
+
+def test_api_token_as_anthropic_x_api_key(own: IsolatedServer) -> None:
+    token = create(own, "claude-code")
+    client = anthropic.Anthropic(base_url=own.info.url, api_key=token, max_retries=0, timeout=120)
+    reply = client.messages.create(model=CHAT, max_tokens=2, messages=MSGS)
+    assert reply.type == "message" and reply.usage.output_tokens <= 2
+    assert client.messages.count_tokens(model=CHAT, messages=MSGS).input_tokens > 0  # type: ignore[arg-type]
+    bearer_client = anthropic.Anthropic(base_url=own.info.url, auth_token=token, max_retries=0, timeout=120)
+    assert bearer_client.messages.create(model=CHAT, max_tokens=2, messages=MSGS).type == "message"
+    # x-api-key is Anthropic's header: other routes do not take it.
+    assert httpx.get(own.info.url + "v1/models", headers={"x-api-key": token}).status_code == 401
+    own.lmj("token", "revoke", "claude-code")
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        client.messages.create(model=CHAT, max_tokens=2, messages=MSGS)
+    error = caught.value.body["error"]  # type: ignore[index]
+    assert error["type"] == "authentication_error" and "revoked" in error["message"]
 
 
 def test_api_token_passes_the_xsrf_path_without_a_cookie(own: IsolatedServer) -> None:
@@ -190,10 +208,62 @@ def test_every_route_refuses_requests_without_valid_credentials(own: IsolatedSer
         "unknown API token": bearer("sk-lmj-" + secrets.token_urlsafe(32)),
         "revoked API token": bearer(revoked),
         "not Bearer": {"Authorization": f"Basic {own.info.token}"},
+        "unknown x-api-key": {"x-api-key": "wrong-token"},
+        "revoked x-api-key": {"x-api-key": revoked},
     }
     with httpx.Client(base_url=own.info.url) as http:
         for label, headers in credentials.items():
             for method, path in calls:
                 response = http.request(method, path, headers=headers, json={"model": CHAT, "messages": MSGS})
                 assert response.status_code == 401, (label, method, path, response.status_code)
-                assert_invalid_api_key(response)
+                if path.startswith("v1/messages"):  # Anthropic's routes answer in its shape
+                    error = response.json()
+                    assert error["type"] == "error" and error["error"]["type"] == "authentication_error"
+                elif path == "api/v1/chat":  # LM Studio's REST v1 shape
+                    error = response.json()["error"]
+                    assert error["type"] == "invalid_request" and error["code"] == "invalid_api_key"
+                else:
+                    assert_invalid_api_key(response)
+
+
+def test_authentication_can_be_switched_off_for_the_model_routes(own: IsolatedServer) -> None:
+    """``require_auth`` off (LM Studio's "Require Authentication" off): a client with no key or
+    a placeholder key uses the models with an API token's rights, never the server's controls
+    or Jupyter's routes; a browser page from another site is still refused; on again, refused."""
+    jupyter = {"Authorization": f"Bearer {own.info.token}"}
+    # Two clients: Jupyter answers its token with a login cookie, which would make a shared
+    # client the Jupyter identity (a browser's session) for every later request.
+    with (
+        httpx.Client(base_url=own.info.url, timeout=120) as http,
+        httpx.Client(base_url=own.info.url, headers=jupyter, timeout=120) as owner,
+    ):
+        assert http.get("v1/models").status_code == 401
+        assert "require_auth" in owner.get("api/v1/settings").json()["settings"]
+        own.lmj("server", "settings", "--set", "require_auth=false")
+        try:
+            assert owner.get("api/v1/settings").json()["settings"]["require_auth"] is False
+            placeholder = openai.OpenAI(base_url=own.info.v1, api_key="lm-studio", max_retries=0, timeout=120)
+            reply = placeholder.chat.completions.create(model=CHAT, messages=MSGS, max_tokens=3)
+            assert reply.usage is not None and reply.usage.completion_tokens <= 3
+            bare = http.post("v1/chat/completions", json={"model": CHAT, "messages": MSGS, "max_tokens": 2})
+            assert bare.status_code == 200, bare.text
+            assert http.get("v1/models").status_code == 200
+            # An API token's rights: no settings, no tokens, nothing of Jupyter's.
+            refused = http.patch("api/v1/settings", json={"require_auth": True})
+            assert refused.status_code == 403 and "without credentials" in refused.json()["error"]["message"]
+            assert http.post("api/v1/tokens", json={"name": "x"}).status_code == 403
+            assert http.get("api/contents").status_code in (401, 403)
+            assert http.get("api/kernels").status_code in (401, 403)
+            # A page on another site cannot use a visitor's browser to reach the models.
+            foreign = http.post(
+                "v1/chat/completions",
+                headers={"Origin": "https://evil.example"},
+                json={"model": CHAT, "messages": MSGS, "max_tokens": 2},
+            )
+            assert foreign.status_code == 403 and foreign.json()["error"]["code"] == "origin_not_allowed"
+            # The Jupyter token is still the Jupyter identity.
+            assert owner.get("api/v1/tokens").status_code == 200
+        finally:
+            own.lmj("server", "settings", "--set", "require_auth=true")
+        assert http.get("v1/models").status_code == 401
+        assert http.get("v1/models", headers={"Authorization": "Bearer lm-studio"}).status_code == 401

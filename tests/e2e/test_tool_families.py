@@ -10,7 +10,7 @@ import pytest
 from openai import OpenAI
 
 from tests.tiny_gguf import CHATML_TEMPLATE, write_tiny_model
-from tests.unit.test_toolcalls import TEMPLATES
+from tests.unit.test_families import TEMPLATES
 
 WEATHER = [
     {

@@ -184,7 +184,7 @@ def test_malformed_calls_never_become_tool_calls(http: httpx.Client, text: str, 
     reply = http.post(
         "v1/chat/completions", json={"model": TOOLS_MODEL, "messages": MSGS, "tools": TOOLS, **forced(text)}
     ).json()["choices"][0]
-    assert reply["finish_reason"] == "stop" and reply["message"]["tool_calls"] == []
+    assert reply["finish_reason"] == "stop" and "tool_calls" not in reply["message"]
     assert reply["message"]["content"].startswith(content)
 
 

@@ -1,4 +1,4 @@
-"""The ModelManager's download box without a browser, against a server that downloads from the
+"""The ModelPanel's download box without a browser, against a server that downloads from the
 stand-in Hugging Face Hub (``tests/hub_standin.py``) with the real ``huggingface_hub`` client.
 
 The browser's clicks are sent as the custom messages the front end sends; what the browser
@@ -19,8 +19,8 @@ import httpx
 import pytest
 from hub_standin import HubFile, HubRepo, StandinHub
 
-from lm_jupyter.kernel.client import Client
-from lm_jupyter.widgets import ModelManager
+from lm_jupyter.client.client import Client
+from lm_jupyter.kernel.widgets import ModelPanel
 from tests.e2e.isolated_server import IsolatedServer, hub_server
 from tests.e2e.test_downloads import _variant, q8_fits_f16_does_not
 from tests.e2e.test_widgets import frontend_sends, recording_comm, updates, wait_for
@@ -53,7 +53,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
 
 @pytest.fixture(scope="module")
 def dl(hub: StandinHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IsolatedServer]:
-    config = [f"--LmJupyterApp.max_memory={hub.max_memory}"]  # type: ignore[attr-defined]
+    config = [f"--ModelManager.max_memory={hub.max_memory}"]  # type: ignore[attr-defined]
     with hub_server(tmp_path_factory.mktemp("widget-downloads"), hub.endpoint, config) as server:
         yield server
 
@@ -62,12 +62,12 @@ def models_dir(server: IsolatedServer) -> Path:
     return server.tokens_file.parent.parent.parent / "models"
 
 
-def job_for(manager: ModelManager, repo: str) -> dict[str, Any] | None:
+def job_for(manager: ModelPanel, repo: str) -> dict[str, Any] | None:
     return next((job for job in manager.downloads if job["model"] == repo), None)
 
 
 def test_search_variants_and_download_the_recommended_one(dl: IsolatedServer, recording_comm: list) -> None:
-    manager = ModelManager(client=Client(dl.info), refresh_seconds=0.3)
+    manager = ModelPanel(client=Client(dl.info), refresh_seconds=0.3)
     try:
         assert manager.downloads == [] and manager.hub_results == []
         frontend_sends(manager, {"type": "search", "query": "tiny chat"})
@@ -75,7 +75,7 @@ def test_search_variants_and_download_the_recommended_one(dl: IsolatedServer, re
         (result,) = manager.hub_results
         assert result["repo"] == CHAT and not result["exact_match"]
         assert result["quantizations"] == ["Q4_K_M", "Q8_0", "F16"]
-        assert result["sizes"].endswith(" MB") and " - " in result["sizes"]
+        assert result["sizes"].endswith(" MiB") and " - " in result["sizes"]
         assert manager.hub_status == "" and manager.hub_error == ""
         # the best match's variants come with the search: the estimate picks Q8_0
         options = manager.hub_options
@@ -117,7 +117,7 @@ def test_search_variants_and_download_the_recommended_one(dl: IsolatedServer, re
     ],
 )
 def test_bad_input_is_one_line_in_the_box(dl: IsolatedServer, message: dict[str, Any], error: str) -> None:
-    manager = ModelManager(client=Client(dl.info), refresh_seconds=0)
+    manager = ModelPanel(client=Client(dl.info), refresh_seconds=0)
     try:
         frontend_sends(manager, {"type": "download", "model": 5})  # malformed: ignored
         frontend_sends(manager, {"type": "pause"})
@@ -135,7 +135,7 @@ def test_bad_input_is_one_line_in_the_box(dl: IsolatedServer, message: dict[str,
 
 def test_progress_of_a_job_started_elsewhere_pause_and_resume(dl: IsolatedServer, hub: StandinHub) -> None:
     # The default refresh (3 s): while a download runs, the poller looks twice a second.
-    manager = ModelManager(client=Client(dl.info))
+    manager = ModelPanel(client=Client(dl.info))
     seen: list[tuple[str, float]] = []  # (the thread that set the trait, the bar's ratio)
 
     def record(change: dict[str, Any]) -> None:
@@ -151,7 +151,7 @@ def test_progress_of_a_job_started_elsewhere_pause_and_resume(dl: IsolatedServer
         wait_for(lambda: len({ratio for _, ratio in seen if 0 < ratio < 1}) >= 2, timeout=20)
         job = job_for(manager, SLOW)
         assert job is not None and job["job_id"] == started["job_id"] and job["status"] == "downloading"
-        assert job["speed"].endswith("/s") and len(job["eta"]) == 5 and job["bytes"].endswith("2.40 MB")
+        assert job["speed"].endswith("/s") and len(job["eta"]) == 5 and job["bytes"].endswith("2.28 MiB")
         assert {name for name, _ in seen} <= {"lm_jupyter-models"}
 
         frontend_sends(manager, {"type": "pause", "id": job["job_id"]})

@@ -2,8 +2,8 @@
 
 ipywidgets talks through ``comm``; outside a kernel, ``comm.create_comm`` is swapped for a comm
 that records what it would send, so the tests see exactly the ``update`` messages (state
-deltas) a browser would. The ModelManager talks to a real server whose models may use at most
-40 MiB (``LmJupyterApp.max_memory``), so both verdicts of the estimate are reachable.
+deltas) a browser would. The ModelPanel talks to a real server whose models may use at most
+40 MiB (``ModelManager.max_memory``), so both verdicts of the estimate are reachable.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 from comm.base_comm import BaseComm
 from tiny_gguf import TOOLS_TEMPLATE, write_tiny_model
 
-from lm_jupyter.kernel.client import Client
-from lm_jupyter.kernel.discovery import ServerInfo, free_port, start_headless, stop_process
-from lm_jupyter.widgets import ChatView, ModelManager
+from lm_jupyter.client.client import Client
+from lm_jupyter.client.discovery import ServerInfo, free_port, start_headless, stop_process
+from lm_jupyter.kernel.widgets import ChatView, ModelPanel
 
 MODEL = "me/tiny"
 TOOLS = "me/tiny-tools"
@@ -67,7 +67,7 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
         info = start_headless(
             port=free_port("127.0.0.1", 0),
             models_dir=str(root / "models"),
-            config=["--LmJupyterApp.max_memory=40MiB"],
+            config=["--ModelManager.max_memory=40MiB"],
         )
     try:
         yield info
@@ -84,7 +84,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
 
 
 def test_model_manager_lists_estimates_loads_and_unloads(capped: ServerInfo, recording_comm: list) -> None:
-    manager = ModelManager(client=Client(capped), refresh_seconds=0)
+    manager = ModelPanel(client=Client(capped), refresh_seconds=0)
     try:
         rows = {row["key"]: row for row in manager.models}
         assert set(rows) == {MODEL, TOOLS}
@@ -95,6 +95,8 @@ def test_model_manager_lists_estimates_loads_and_unloads(capped: ServerInfo, rec
         # the browser moves the selection and the sliders: the kernel answers with an estimate
         manager.selected, manager.context_length = MODEL, 2048
         small = manager.estimate
+        # No slider moved: the server chooses the offload (none here: no usable GPU, no control).
+        assert manager.gpu is None and small["gpu_offload"] == 0.0 and small["gpu_usable"] is False
         assert small["model"] == MODEL and small["context_length"] == 2048 and small["passesGuardrails"]
         assert small["available"]["ram_bytes"] == 40 * 1024**2  # the cap is what there is
         manager.context_length = 32768
@@ -111,6 +113,15 @@ def test_model_manager_lists_estimates_loads_and_unloads(capped: ServerInfo, rec
         (row,) = manager.loaded
         assert (row["identifier"], row["status"], row["contextLength"]) == (MODEL, "idle", 2048)
         assert manager.message.startswith(f"Loaded {MODEL} in ") and not manager.error
+        frontend_sends(manager, {"type": "load", "model": MODEL})  # a second click: no second copy
+        assert manager.error == f"{MODEL} is already loaded as {MODEL}; unload it first."
+        assert manager.estimate["available"]["ram_bytes"] < 40 * 1024**2  # "free" moved with the load
+        assert [row["identifier"] for row in manager.loaded] == [MODEL] and not manager.busy
+        # the static twin a saved notebook shows once the view is gone: ls and ps as tables
+        twin = manager.static()._repr_mimebundle_()["text/markdown"]
+        assert '<div class="lmj-static lmj-mm-static">' in twin
+        assert ".jp-OutputArea-child:has(.lmj-mm)" in twin
+        assert f"| {MODEL} | {MODEL} | IDLE |" in twin and f"| {TOOLS} |" in twin
 
         frontend_sends(manager, {"type": "unload", "id": MODEL})
         wait_for(lambda: not manager.busy and not manager.loaded)
@@ -126,7 +137,7 @@ def test_model_manager_lists_estimates_loads_and_unloads(capped: ServerInfo, rec
 
 
 def test_model_manager_sees_loads_from_elsewhere(capped: ServerInfo) -> None:
-    manager = ModelManager(client=Client(capped), refresh_seconds=0.2)
+    manager = ModelPanel(client=Client(capped), refresh_seconds=0.2)
     headers = {"Authorization": f"Bearer {capped.token}"}
     try:
         assert manager.loaded == []
@@ -175,3 +186,6 @@ def test_chat_view_state_and_messages(recording_comm: list) -> None:
         "<sub>m · 3 tokens</sub>"
     )
     assert data["text/plain"] == data["text/markdown"]
+    static = view.static()._repr_mimebundle_()  # what replaces the view when the exchange ends
+    assert set(static) == {"text/markdown", "text/plain"} and static["text/plain"] == data["text/markdown"]
+    assert static["text/markdown"].startswith('<div class="lmj-static lmj-chat-static" data-status="done">')

@@ -61,13 +61,16 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-async def load_and_measure(models: Path, gpu: float, flash_attention: bool = False) -> dict[str, Any]:
+async def load_and_measure(
+    models: Path, gpu: float | None, flash_attention: bool = False
+) -> dict[str, Any]:
     manager = ModelManager(models, guardrails="off")
     options = LoadOptions(context_length=4096, gpu=gpu, parallel=1, flash_attention=flash_attention)
     try:
         instance = await manager.load("test/mid", options)
         memory = dict(instance.memory)
         memory["on_gpu"] = instance.on_gpu
+        memory["gpu_offload"] = instance.gpu_offload
         return memory
     finally:
         await manager.shutdown()
@@ -127,6 +130,15 @@ def test_full_offload_puts_weights_and_kv_on_the_gpu(models: Path, flash_attenti
     # it may overshoot (it does on CPU for narrow models), but it must be the right size.
     assert cuda_compute > 0
     assert 0.5 * cuda_compute <= estimate["compute_gpu"] <= 2 * cuda_compute + MIB
+
+
+def test_gpu_is_the_default_where_the_model_fits(models: Path) -> None:
+    """No ``gpu`` option (an OpenAI client's JIT load, ``lmj load`` without ``--gpu``): every
+    layer goes to the GPU, as LM Studio does, because the model fits in its free memory."""
+    memory = run(load_and_measure(models, None))
+    record("default_offload", {"gpu_offload": memory["gpu_offload"]})
+    assert memory["on_gpu"] and memory["gpu_offload"] == 1.0
+    assert buffers(memory, "CUDA0", "model") > 0 and buffers(memory, "CUDA0", "KV") > 0
 
 
 def test_partial_offload_splits_layers(models: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from lm_jupyter.cli.chat import DIM, UNDIM, AnswerPrinter, ChatSession, stats_text
+from lm_jupyter.cli.chat import DIM, UNDIM, AnswerPrinter, TerminalChat, stats_text
 
 
 def printed(deltas: list[dict], colour: bool) -> tuple[str, str]:
@@ -49,7 +49,7 @@ def test_answer_text_cannot_drive_the_terminal() -> None:
 
 def test_slash_commands() -> None:
     err = io.StringIO()
-    session = ChatSession(None, "m", system="old", out=io.StringIO(), err=err)  # type: ignore[arg-type]
+    session = TerminalChat(None, "m", system="old", out=io.StringIO(), err=err)  # type: ignore[arg-type]
     session.history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
     assert session.command("/reset") and session.history == [] and session.system == "old"
     assert session.command("/system Be terse.") and session.system == "Be terse."

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lm_jupyter.kernel.download_view import progress_line, progress_parts
-from lm_jupyter.widgets._model_manager import job_rows, option_rows, result_rows
+from lm_jupyter.client.download_view import progress_line, progress_parts
+from lm_jupyter.kernel.widgets._model_panel import job_rows, option_rows, result_rows
 
 
 def job(job_id: str, status: str, done: int, quant: str = "Q8_0", **extra: Any) -> dict[str, Any]:
@@ -26,11 +26,11 @@ def test_progress_parts_and_the_text_line_agree() -> None:
     assert parts == {
         "ratio": 0.45,
         "percent": "45.00%",
-        "bytes": "1.08 MB / 2.40 MB",
-        "speed": "660.00 KB/s",
+        "bytes": "1.03 MiB / 2.29 MiB",
+        "speed": "644.53 KiB/s",
         "eta": "00:02",
     }
-    assert progress_line(moving).endswith("]  45.00% | 1.08 MB / 2.40 MB | 660.00 KB/s | ETA 00:02")
+    assert progress_line(moving).endswith("]  45.00% | 1.03 MiB / 2.29 MiB | 644.53 KiB/s | ETA 00:02")
     slow = progress_parts(job("b", "downloading", 0, bytes_per_second=100.0))
     assert slow["eta"] == "06:40:00"
     stopped = progress_parts(job("c", "paused", 600_000))
@@ -64,7 +64,7 @@ def test_result_and_option_rows() -> None:
         "repo": "a/b-GGUF",
         "exact_match": True,
         "quantizations": ["Q4_K_M", "Q8_0"],
-        "sizes": "680.00 KB - 2.40 MB",
+        "sizes": "664.06 KiB - 2.29 MiB",
     }
     options = {
         "repo": "a/b-GGUF",
@@ -83,4 +83,4 @@ def test_result_and_option_rows() -> None:
         ("Likely too large for this machine", False, False, True),
         ("", True, False, False),  # no estimate (unreadable header): not called too large
     ]
-    assert rows[1]["size"] == "9.00 MB"
+    assert rows[1]["size"] == "8.58 MiB"

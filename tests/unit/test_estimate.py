@@ -12,9 +12,8 @@ import gguf
 import pytest
 
 from lm_jupyter.engine import estimate as est
-from lm_jupyter.engine.estimate import EstimateOptions, estimate, n_gpu_layers, padded_context
+from lm_jupyter.engine.estimate import EstimateOptions, estimate, load_context, n_gpu_layers, padded_context
 from lm_jupyter.engine.gguf_meta import GGUFMetadata, read_metadata
-from lm_jupyter.engine.manager import gpu_layers
 from tests.conftest import GEMMA_SOURCE
 from tests.tiny_gguf import write_tiny_model
 
@@ -152,10 +151,13 @@ def test_tied_output_is_copied_to_the_gpu() -> None:
     assert gpu.parts["weights_cpu"] == EMBD
 
 
-def test_gpu_layer_rule_matches_the_manager() -> None:
-    for blocks in (1, 2, 18, 28, 80):
-        for ratio in (0.0, 0.1, 0.25, 0.5, 0.75, 0.99, 1.0):
-            assert n_gpu_layers(ratio, blocks) == gpu_layers(ratio, blocks)
+def test_load_rules() -> None:
+    """One rule each for the loader, the guardrail and a download's fit: GPU layers for an
+    offload fraction, and the context a load gets."""
+    assert [n_gpu_layers(ratio, 28) for ratio in (0.0, 0.25, 0.5, 0.99, 1.0)] == [0, 7, 14, 28, -1]
+    assert load_context(None, 4096, 32768) == 4096
+    assert load_context(None, 4096, 2048) == 2048
+    assert load_context(8192, 4096, 2048) == 8192  # asked for: the loader refuses it with its own message
 
 
 def test_qwen2_like_gqa() -> None:

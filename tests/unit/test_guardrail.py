@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import gguf
 import pytest
 
-from lm_jupyter.engine.guardrail import MemoryGuard, evictable, projector_bytes
+from lm_jupyter.engine.guardrail import LoadPlan, MemoryGuard, evictable, projector_bytes
 from lm_jupyter.engine.hardware import GIB, GPU, Memory
 from lm_jupyter.engine.registry import LocalModel, Registry
 from tests.tiny_gguf import write_tiny_model
@@ -106,6 +106,44 @@ def test_gpu_memory(registry: Registry) -> None:
     cpu = guard_with("strict", gpu, offload=False).plan(model, 4096, 1.0, False)
     assert cpu.gpu_offload == 0.0 and cpu.estimate.total_vram_bytes == 0 and cpu.passes
     assert "estimate is for the CPU" in cpu.to_json()["message"]
+
+
+def test_gpu_by_default_offloads_what_fits(registry: Registry) -> None:
+    """No ``--gpu``: every layer where the model fits in the GPU memory free now, else the most
+    blocks that fit, else the CPU; a CPU build or a machine without a GPU offloads nothing."""
+    model = variant(registry, "q8_0")
+    probe = Memory(ram_total_bytes=64 * GIB, ram_available_bytes=32 * GIB, gpus=(GPU("T", GIB, GIB),))
+    whole = guard_with("off", probe, offload=True).plan(model, 4096, 1.0, False).estimate.total_vram_bytes
+    blocks = model.meta.arch_field("block_count", 0)
+    assert blocks >= 2
+
+    def auto(free: int, *, offload: bool = True, gpus: int = 1) -> LoadPlan:
+        memory = Memory(
+            ram_total_bytes=64 * GIB, ram_available_bytes=32 * GIB, gpus=(GPU("T", 4 * whole, free),) * gpus
+        )
+        return guard_with("relaxed", memory, offload=offload).plan(model, 4096, None, False)
+
+    roomy = auto(2 * whole)
+    assert roomy.gpu_offload == 1.0 and roomy.requested_gpu is None and roomy.passes
+    assert roomy.estimate.total_vram_bytes == whole and roomy.to_json()["gpu_offload"] == 1.0
+    assert roomy.to_json()["gpu_usable"]
+    # Exactly the whole model still fits; one byte less does not.
+    assert auto(whole).gpu_offload == 1.0
+    partial = auto(whole - 1)
+    assert 0 < partial.gpu_offload < 1 and partial.estimate.total_vram_bytes <= whole - 1
+    # The fraction is whole blocks, the most that fit: one block more would not.
+    layers = round(partial.gpu_offload * blocks)
+    assert partial.gpu_offload == layers / blocks
+    one_more = guard_with("off", probe, offload=True).plan(model, 4096, (layers + 1) / blocks, False)
+    assert layers + 1 == blocks or one_more.estimate.total_vram_bytes > whole - 1
+    assert auto(0).gpu_offload == 0.0 and auto(0).estimate.total_vram_bytes == 0
+    cpu_build, no_gpu = auto(2 * whole, offload=False), auto(2 * whole, gpus=0)
+    assert cpu_build.gpu_offload == no_gpu.gpu_offload == 0.0
+    assert not cpu_build.to_json()["gpu_usable"] and not no_gpu.to_json()["gpu_usable"]
+    # An explicit choice is kept, "off" included.
+    explicit = guard_with("relaxed", probe, offload=True)
+    assert explicit.plan(model, 4096, 0.0, False).gpu_offload == 0.0
+    assert explicit.plan(model, 4096, 0.5, False).gpu_offload == 0.5
 
 
 def test_unified_memory_counts_the_gpu_part_as_ram(registry: Registry) -> None:

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from lm_jupyter.api.completions import Outcome
 from lm_jupyter.api.errors import APIError
-from lm_jupyter.api.responses import Outcome
 from lm_jupyter.server.log_bus import LogBus, Selection, parse_selection, redact
 
 JUPYTER_TOKEN = "4f1d2c3b4a5968778695a4b3c2d1e0f00112233445566778"
@@ -161,7 +161,10 @@ def test_manager_events_in_lm_studio_shapes() -> None:
         },
     )
     bus.manager_event("unloaded", {"identifier": "m", "key": "p/r", "reason": "evicted"})
-    bus.manager_event("unloaded", {"identifier": "m", "key": "p/r", "reason": "worker exited"})
+    bus.manager_event(
+        "unloaded",
+        {"identifier": "m", "key": "p/r", "reason": "worker exited", "message": "It was killed by SIGILL."},
+    )
     bus.manager_event("load_failed", {"identifier": "m", "key": "p/r", "message": "bad file"})
     data = [event["data"] for event in sub.queue]
     assert data[0] == {
@@ -184,7 +187,7 @@ def test_manager_events_in_lm_studio_shapes() -> None:
     assert data[2]["content"] == "Loaded p/r as 'm' (JIT) in 1.50s, context 512"
     assert data[2]["details"]["event"] == "load"
     assert data[3]["content"] == "Auto-evicted JIT-loaded 'm' to make room" and data[3]["level"] == "info"
-    assert data[4]["level"] == "warn" and "worker process exited" in data[4]["content"]
+    assert data[4]["level"] == "warn" and data[4]["content"] == "Unloaded 'm': It was killed by SIGILL."
     assert data[5]["level"] == "error" and data[5]["content"] == "Failed to load p/r: bad file"
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from lm_jupyter.kernel.log_view import (
+from lm_jupyter.client.log_view import (
     add_log_stream_arguments,
     format_event,
     json_event,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from lm_jupyter.engine.overflow import discard_count, fit_prompt, keep_count, reserve, shifts
+from lm_jupyter.engine.protocol import shifts
+from lm_jupyter.engine.worker.overflow import discard_count, fit_prompt, keep_count, reserve
 
 BOS = 1
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from lm_jupyter.chat.events import StreamEvent, ToolCallArgs, ToolCallStart
+from lm_jupyter.chat.families import make_parser
 from lm_jupyter.chat.reasoning import ReasoningDelta, ReasoningSplitter, TextDelta, reasoning_markers
-from lm_jupyter.chat.toolcalls import StreamEvent, ToolCallArgs, ToolCallStart, make_parser
 from tests.unit.test_toolcalls import chunkings
 
 

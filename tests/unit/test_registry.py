@@ -41,6 +41,9 @@ def test_listing_in_lm_studio_layout(tmp_path: Path) -> None:
     write_tiny_model(tmp_path / "acme" / "Chat-7B-GGUF" / "chat-7b-Q4_K_M.gguf")
     write_tiny_model(tmp_path / "acme" / "Embed-GGUF" / "embed-F32.gguf", embedding=True, chat_template=None)
     write_tiny_model(
+        tmp_path / "acme" / "Rank-GGUF" / "rank-F32.gguf", chat_template=None, rank_labels=["yes"]
+    )
+    write_tiny_model(
         tmp_path / "acme" / "Two-GGUF" / "two-Q8_0.gguf", file_type=gguf.LlamaFileType.MOSTLY_Q8_0
     )
     write_tiny_model(
@@ -50,7 +53,7 @@ def test_listing_in_lm_studio_layout(tmp_path: Path) -> None:
     (tmp_path / "acme" / "Chat-7B-GGUF" / "partial.gguf.part").write_bytes(b"half")
     (tmp_path / "loose.gguf").write_bytes(b"not in the layout")
     models = {m.facts.key: m.facts for m in Registry(tmp_path).scan()}
-    assert set(models) == {"acme/chat-7b", "acme/embed", "acme/two@q8_0", "acme/two@q4_k_m"}
+    assert set(models) == {"acme/chat-7b", "acme/embed", "acme/rank", "acme/two@q8_0", "acme/two@q4_k_m"}
     assert (
         models["acme/two@q4_k_m"].model_key == "acme/two"
         and models["acme/two@q4_k_m"].quantization == "Q4_K_M"
@@ -61,6 +64,7 @@ def test_listing_in_lm_studio_layout(tmp_path: Path) -> None:
     assert chat.path == "acme/Chat-7B-GGUF/chat-7b-Q4_K_M.gguf"
     assert chat.max_context_length == 4096 and not chat.trained_for_tool_use
     assert models["acme/embed"].type == "embeddings"
+    assert models["acme/rank"].type == "reranker" and models["acme/rank"].pooled
 
 
 def test_find_by_key_path_and_base_key(tmp_path: Path) -> None:

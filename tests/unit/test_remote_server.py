@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lm_jupyter.kernel.discovery import remote_server
+from lm_jupyter.client.discovery import remote_server
 
 
 @pytest.mark.parametrize(

@@ -8,21 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from lm_jupyter.api.completions import Outcome
 from lm_jupyter.api.errors import APIError
 from lm_jupyter.api.requests import ChatCompletionRequest, parse_request
-from lm_jupyter.api.responses import Outcome
-from lm_jupyter.api.responses_api import (
-    DECLINED,
-    FunctionCallItem,
-    McpToolSpec,
-    MessageItem,
-    ResponsesRequest,
-    chat_messages,
-    chat_request,
-    item_json,
-    rename_param,
-)
+from lm_jupyter.api.responses_chat import DECLINED, chat_messages, chat_request, item_json, rename_param
 from lm_jupyter.api.responses_events import ResponseEvents, new_response
+from lm_jupyter.api.responses_request import FunctionCallItem, McpToolSpec, MessageItem, ResponsesRequest
 from lm_jupyter.server.response_store import ResponseStore, StoredResponse
 
 
@@ -294,17 +285,23 @@ def test_input_items_get_ids() -> None:
 
 
 def test_store_round_trip(tmp_path: Path) -> None:
+    """Stored responses belong to the credential that stored them."""
+
     async def scenario() -> None:
         store = ResponseStore(tmp_path / "sub" / "r.sqlite3")
         response = new_response(parse(), "m")
         stored = StoredResponse(
             response, [{"type": "message", "id": "msg_1"}], [{"type": "message", "id": "h"}]
         )
-        await store.put(stored)
-        again = await store.get(response["id"])
+        await store.put(stored, "token:a")
+        again = await store.get(response["id"], "token:a")
         assert again == stored and [i["id"] for i in again.conversation()] == ["h", "msg_1"]
-        assert await store.delete(response["id"]) and not await store.delete(response["id"])
-        assert await store.get(response["id"]) is None
+        # Another token neither sees nor deletes it; the Jupyter identity (None) sees everything.
+        assert await store.get(response["id"], "token:b") is None
+        assert not await store.delete(response["id"], "token:b")
+        assert await store.get(response["id"], None) == stored
+        assert await store.delete(response["id"], "token:a") and not await store.delete(response["id"], None)
+        assert await store.get(response["id"], None) is None
         store.close()
 
     asyncio.run(scenario())

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from lm_jupyter.engine.scheduler import Speculation
-from lm_jupyter.engine.speculative import Counters, PromptLookup
+from lm_jupyter.engine.worker.llama.speculative import Counters, PromptLookup, Speculation
 
 
 def test_lookup_proposes_what_followed_the_longest_matching_suffix() -> None:

@@ -34,3 +34,20 @@ def test_nothing_of_a_partial_match_is_emitted_early() -> None:
     assert matcher.feed("O") == ""
     assert matcher.feed("P!") == ""
     assert matcher.stopped
+
+
+@pytest.mark.parametrize(
+    ("stops", "pieces", "matched"),
+    [
+        (["END", "STOP"], ["a STO", "P b END"], "STOP"),
+        (["##", "\n"], ["x\n##"], "\n"),
+        (["END"], ["no stop"], None),
+    ],
+)
+def test_the_stop_string_that_ended_the_text_is_known(
+    stops: list[str], pieces: list[str], matched: str | None
+) -> None:
+    matcher = StopMatcher(stops)
+    for piece in pieces:
+        matcher.feed(piece)
+    assert matcher.matched == matched

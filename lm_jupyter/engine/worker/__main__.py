@@ -1,0 +1,5 @@
+"""``python -m lm_jupyter.engine.worker``: the worker process the server starts per instance."""
+
+from .main import main
+
+main()

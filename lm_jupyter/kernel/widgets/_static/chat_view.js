@@ -1,0 +1,191 @@
+// ChatView front end: renders the blocks the kernel streams (≤ 20 updates/s) and sends
+// {type: "stop"} and {type: "decide", id, allow} back. No dependencies: works offline.
+
+function escapeHtml(text) {
+  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function inline(text) {
+  return escapeHtml(text)
+    .replace(/`([^`]+)`/g, "<code>$1</code>")
+    .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
+    .replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>")
+    .replace(/\[([^\]]+)\]\((https?:[^)\s]+)\)/g, '<a href="$2" target="_blank" rel="noopener">$1</a>');
+}
+
+// A small Markdown subset: fenced code, headings, lists, quotes, paragraphs, inline marks.
+export function markdown(source) {
+  const lines = source.split("\n");
+  const html = [];
+  let i = 0;
+  while (i < lines.length) {
+    const line = lines[i];
+    const fence = line.match(/^```(\w*)/);
+    if (fence) {
+      const body = [];
+      i += 1;
+      while (i < lines.length && !lines[i].startsWith("```")) body.push(lines[i++]);
+      i += 1; // closing fence (or the end of a still-streaming block)
+      html.push(`<pre><code class="language-${fence[1]}">${escapeHtml(body.join("\n"))}</code></pre>`);
+      continue;
+    }
+    const heading = line.match(/^(#{1,6})\s+(.*)$/);
+    if (heading) {
+      html.push(`<h${heading[1].length}>${inline(heading[2])}</h${heading[1].length}>`);
+      i += 1;
+      continue;
+    }
+    if (/^\s*([-*+]|\d+[.)])\s+/.test(line)) {
+      const ordered = /^\s*\d/.test(line);
+      const items = [];
+      while (i < lines.length && /^\s*([-*+]|\d+[.)])\s+/.test(lines[i])) {
+        items.push(`<li>${inline(lines[i].replace(/^\s*([-*+]|\d+[.)])\s+/, ""))}</li>`);
+        i += 1;
+      }
+      html.push(ordered ? `<ol>${items.join("")}</ol>` : `<ul>${items.join("")}</ul>`);
+      continue;
+    }
+    if (line.startsWith(">")) {
+      const quoted = [];
+      while (i < lines.length && lines[i].startsWith(">")) quoted.push(lines[i++].replace(/^>\s?/, ""));
+      html.push(`<blockquote>${markdown(quoted.join("\n"))}</blockquote>`);
+      continue;
+    }
+    if (!line.trim()) {
+      i += 1;
+      continue;
+    }
+    const para = [];
+    while (i < lines.length && lines[i].trim() && !/^(```|#{1,6}\s|>|\s*([-*+]|\d+[.)])\s)/.test(lines[i])) {
+      para.push(inline(lines[i++]));
+    }
+    html.push(`<p>${para.join("<br>")}</p>`);
+  }
+  return html.join("");
+}
+
+const BUSY = new Set(["waiting", "processing", "thinking", "answering", "calling", "approval", "running"]);
+const LABELS = {
+  waiting: "Waiting for the model…",
+  processing: "Processing the prompt…",
+  thinking: "Thinking…",
+  answering: "Answering…",
+  calling: "Calling a tool…",
+  approval: "Waiting for your approval",
+  running: "Running a tool…",
+  stopped: "Stopped",
+  error: "Error",
+};
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  // JupyterLab's own button look (theme colours, light/dark/high contrast)
+  if (tag === "button") node.classList.add("jp-Button", "jp-mod-styled", "jp-mod-reject");
+  return node;
+}
+
+function render({ model, el: root }) {
+  root.classList.add("lmj-chat");
+  const header = el("div", "lmj-chat-header");
+  const who = el("span", "lmj-chat-model");
+  const state = el("span", "lmj-chat-status");
+  const stop = el("button", "lmj-chat-stop", "Stop");
+  stop.title = "Stop generating (cancels the request on the server)";
+  header.append(who, state, stop);
+  const prompt = el("div", "lmj-chat-prompt");
+  const prefill = el("div", "lmj-chat-prefill");
+  const bar = el("div", "lmj-chat-prefill-bar");
+  const done = el("div", "lmj-chat-prefill-done");
+  const count = el("span", "lmj-chat-prefill-count");
+  bar.append(done);
+  prefill.append(bar, count);
+  const body = el("div", "lmj-chat-body");
+  const error = el("div", "lmj-chat-error");
+  const footer = el("div", "lmj-chat-footer");
+  root.append(header, prompt, prefill, body, error, footer);
+  const open = new Map(); // reasoning <details> the user opened or closed, by block index
+
+  stop.addEventListener("click", () => {
+    model.send({ type: "stop" });
+    stop.disabled = true;
+    stop.textContent = "Stopping…";
+  });
+
+  function toolCard(block) {
+    const card = el("div", `lmj-tool lmj-tool-${block.status}`);
+    card.dataset.id = block.id;
+    const title = el("div", "lmj-tool-title");
+    title.append(el("span", "lmj-tool-icon", "Tool"), el("code", "lmj-tool-name", block.name || "…"));
+    title.append(el("span", "lmj-tool-state", block.status));
+    card.append(title, el("pre", "lmj-tool-args", block.arguments || ""));
+    if (block.status === "pending") {
+      const actions = el("div", "lmj-tool-actions");
+      const allow = el("button", "lmj-tool-allow", "Run");
+      allow.classList.replace("jp-mod-reject", "jp-mod-accept");
+      const deny = el("button", "lmj-tool-deny", "Skip");
+      allow.addEventListener("click", () => model.send({ type: "decide", id: block.id, allow: true }));
+      deny.addEventListener("click", () => model.send({ type: "decide", id: block.id, allow: false }));
+      actions.append(allow, deny);
+      card.append(actions);
+    }
+    if (block.result !== null && block.result !== undefined) {
+      card.append(el("div", "lmj-tool-result-label", "Result"), el("pre", "lmj-tool-result", block.result));
+    }
+    return card;
+  }
+
+  function update() {
+    const status = model.get("status");
+    const mode = model.get("reasoning_mode");
+    who.textContent = model.get("model");
+    state.textContent = LABELS[status] || "";
+    state.dataset.status = status;
+    root.dataset.status = status;
+    stop.style.display = BUSY.has(status) ? "" : "none";
+    if (BUSY.has(status) && stop.textContent !== "Stopping…") stop.disabled = false;
+    prompt.innerHTML = markdown(model.get("prompt"));
+    const progress = model.get("prefill");
+    prefill.style.display = progress && progress.total ? "" : "none";
+    if (progress && progress.total) {
+      done.style.width = `${(100 * progress.processed) / progress.total}%`;
+      count.textContent = `${progress.processed.toLocaleString()} / ${progress.total.toLocaleString()} prompt tokens`;
+    }
+    body.replaceChildren();
+    model.get("blocks").forEach((block, index) => {
+      if (block.type === "reasoning") {
+        if (mode === "hide" || !block.text) return;
+        const details = el("details", "lmj-reasoning");
+        const streaming = status === "thinking" && index === model.get("blocks").length - 1;
+        details.open = open.has(index) ? open.get(index) : mode === "show" || streaming;
+        details.addEventListener("toggle", () => open.set(index, details.open));
+        const summary = el("summary", "", streaming ? "Thinking…" : "Reasoning");
+        const text = el("div", "lmj-reasoning-text");
+        text.innerHTML = markdown(block.text);
+        details.append(summary, text);
+        body.append(details);
+      } else if (block.type === "text") {
+        const text = el("div", "lmj-answer");
+        text.innerHTML = markdown(block.text);
+        body.append(text);
+      } else if (block.type === "tool") {
+        body.append(toolCard(block));
+      }
+    });
+    error.textContent = model.get("error");
+    footer.textContent = model.get("footer");
+  }
+
+  for (const name of ["status", "blocks", "prompt", "model", "footer", "error", "reasoning_mode", "prefill"]) {
+    model.on(`change:${name}`, update);
+  }
+  update();
+  return () => {
+    for (const name of ["status", "blocks", "prompt", "model", "footer", "error", "reasoning_mode", "prefill"]) {
+      model.off(`change:${name}`, update);
+    }
+  };
+}
+
+export default { render };

@@ -1,0 +1,72 @@
+"""For browser tests: a real JupyterLab with this server extension inside, on a free port with a
+token, and a stand-in Hub slow enough to watch a download's progress bar move."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import gguf
+import httpx
+from hub_standin import HubFile, HubRepo, StandinHub
+from tiny_gguf import write_tiny_model
+
+from lm_jupyter.client.discovery import free_port
+
+
+@contextlib.contextmanager
+def run_jupyterlab(
+    notebooks: Path, models_dir: Path, env: dict[str, str], log_path: Path, args: Sequence[str] = ()
+) -> Iterator[tuple[str, str]]:
+    """Start ``jupyter lab`` serving ``notebooks`` and ``models_dir``; yields ``(url, token)``
+    once lm_jupyter's routes answer, and stops it afterwards. Its output goes to ``log_path``."""
+    token, port = secrets.token_hex(16), free_port("127.0.0.1", 0)
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+        f"--port={port}", "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={notebooks}", f"--LmJupyterApp.models_dir={models_dir}",
+        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        *args,
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    auth = {"Authorization": f"token {token}"}
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                assert process.poll() is None, log_path.read_text()
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(url + "api/v1/models", headers=auth).is_success:
+                        break
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.5)
+            yield url, token
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@contextlib.contextmanager
+def slow_hub(folder: Path, seeds: dict[str, int]) -> Iterator[StandinHub]:
+    """A stand-in Hub (tests/hub_standin.py) with one tiny Q8_0 model per repo id in ``seeds``
+    (``org/NAME-GGUF`` holds ``NAME-Q8_0.gguf``); each 2.4 MB download takes about five seconds."""
+    hub = StandinHub().start()
+    for repo, seed in seeds.items():
+        name = repo.split("/")[1].removesuffix("-GGUF") + "-Q8_0.gguf"
+        file = write_tiny_model(
+            folder / name, n_embd=128, file_type=gguf.LlamaFileType.MOSTLY_Q8_0, seed=seed
+        )
+        hub.add(HubRepo(repo, [HubFile(name, file.read_bytes())], throttle=0.15))
+    try:
+        yield hub
+    finally:
+        hub.stop()
