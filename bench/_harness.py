@@ -75,10 +75,11 @@ def chat_renderer(model: Path) -> Callable[[list[dict[str, str]]], str]:
 
 
 def raw_llama(model: Path, context: int, threads: int) -> tuple[llama_cpp.Llama, int]:
-    """The baseline: llama-cpp-python on the same file and threads (0: every core allowed)."""
+    """The baseline: llama-cpp-python on the same file and threads (0: every core allowed),
+    with flash attention as the server loads models by default."""
     threads = threads or len(os.sched_getaffinity(0))
     llm = llama_cpp.Llama(
-        str(model), n_ctx=context, n_threads=threads, n_threads_batch=threads, verbose=False
+        str(model), n_ctx=context, n_threads=threads, n_threads_batch=threads, flash_attn=True, verbose=False
     )
     return llm, threads
 

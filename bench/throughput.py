@@ -1,12 +1,14 @@
 """Decode speed and time to first token: the raw library vs. a streamed /v1/chat/completions.
 
-    python bench/throughput.py MODEL.gguf [--tokens 128] [--runs 5] [--context 4096]
+    python bench/throughput.py MODEL.gguf [--tokens 128] [--runs 5] [--context 4096] [--parallel 4]
     python bench/throughput.py MLX_MODEL_FOLDER [--tokens 128] [--runs 5] [--context 4096]
 
 A GGUF file is compared with llama-cpp-python, an MLX folder with mlx-lm's ``stream_generate``.
 
-Both sides load the same file with the same context and thread count, get the same rendered
-chat prompt (the server's template, so prompt token counts match), decode greedily with EOS
+Both sides load the same file with the same context and thread count, with flash attention
+(the server's default); the server's instance has --parallel slots (what users load; one stream
+runs, so this is what the slots cost a single stream). Both get the same rendered chat prompt
+(the server's template, so prompt token counts match), decode greedily with EOS
 banned so every run makes exactly --tokens tokens, and alternate run by run so machine noise
 hits both alike. Each run uses a different question so neither side answers from a warm cache
 more than the other. Prints medians and the ratios the project targets (>= 0.97 of raw decode
@@ -120,12 +122,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--context", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for both sides (0: all cores)")
+    parser.add_argument("--parallel", type=int, default=4, help="the server instance's parallel slots")
     args = parser.parse_args()
 
     baseline, raw_side, bias, threads = raw_side_for(args)
 
     with serve_model(args.model, config=[f"--ModelManager.threads={threads}"]) as http:
-        loaded = http.post("api/v1/models/load", json={"model": MODEL_KEY, "context_length": args.context})
+        load = {"model": MODEL_KEY, "context_length": args.context, "parallel": args.parallel}
+        loaded = http.post("api/v1/models/load", json=load)
         loaded.raise_for_status()
         # Warm both sides once (page in weights, build caches) before measuring.
         baseline(99, 8)
@@ -140,7 +144,10 @@ def main() -> None:
     our_ttft = statistics.median(r[0] for r in ours)
     raw_tps = statistics.median(r[1] for r in raw)
     our_tps = statistics.median(r[1] for r in ours)
-    print(f"model: {args.model.name}  tokens/run: {args.tokens}  runs: {args.runs}  threads: {threads}")
+    print(
+        f"model: {args.model.name}  tokens/run: {args.tokens}  runs: {args.runs}  threads: {threads}  "
+        f"context: {args.context}  parallel: {args.parallel}"
+    )
     print(f"{'':28}{raw_side:>22}{'lm_jupyter /v1 stream':>24}")
     print(f"{'decode tokens/s (median)':28}{raw_tps:>22.1f}{our_tps:>24.1f}")
     print(f"{'time to first token (ms)':28}{raw_ttft * 1000:>22.1f}{our_ttft * 1000:>24.1f}")

@@ -399,7 +399,7 @@ class LoadRequest(_Request):
     ttl: int | None = Field(default=None, ge=1)
     gpu: Literal["off", "max"] | float | None = None
     parallel: int = Field(default=4, ge=1, le=64)
-    flash_attention: bool = False
+    flash_attention: bool = True  # llama-server's -fa auto (on for the CPU); false turns it off
     # Speculative decoding defaults for requests that set none (LM Studio's speculative_draft_* too).
     draft_model: str | None = Field(
         default=None, min_length=1, validation_alias=AliasChoices("draft_model", "speculative_draft_model")

@@ -51,7 +51,11 @@ def _load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ttl", type=int, metavar="SECONDS", help="unload after this many idle seconds")
     parser.add_argument("--gpu", type=gpu_option, metavar="off|max|0-1", help="GPU offload")
     parser.add_argument("--parallel", type=int, metavar="N", help="maximum concurrent predictions")
-    parser.add_argument("--flash-attention", action="store_true", help="use flash attention")
+    parser.add_argument(
+        "--flash-attention",
+        action=argparse.BooleanOptionalAction,
+        help="flash attention (on unless --no-flash-attention)",
+    )
     parser.add_argument(
         "--draft-model",
         "--speculative-draft-model",
@@ -88,7 +92,7 @@ def _load(client: Client, args: argparse.Namespace) -> CommandResult:
             args.model,
             context_length=args.context_length,
             gpu=args.gpu,
-            flash_attention=args.flash_attention or None,
+            flash_attention=args.flash_attention,
         )
         if args.json:
             return CommandResult(estimate)

@@ -27,7 +27,7 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
         "ttl": args.ttl,
         "gpu": args.gpu,
         "parallel": args.parallel,
-        "flash_attention": args.flash_attention or None,
+        "flash_attention": args.flash_attention,
         "draft_model": args.draft_model,
         "num_draft_tokens": args.draft_max_tokens,
         "draft_min_probability": args.draft_min_probability,

@@ -26,7 +26,8 @@ class LoadOptions:
     ttl: float | None = None  # idle seconds before unloading; None: never
     gpu: float | None = None  # fraction of layers to offload: 0 = off, 1 = max, None = as fits
     parallel: int = 4
-    flash_attention: bool = False
+    # On, as llama-server's ``-fa auto`` is on the CPU: faster decoding, smaller buffers.
+    flash_attention: bool = True
     draft_model: str | None = None  # speculative decoding for requests that name no draft
     num_draft_tokens: int | None = None  # and its defaults for requests that set none
     draft_min_probability: float | None = None

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ..engine.estimate import load_context
 from ..engine.gguf_meta import GGUFError, GGUFMetadata, parse_metadata
 from ..engine.guardrail import MemoryGuard
+from ..engine.instance import LoadOptions
 from ..engine.registry import model_type
 from ..hub.search import HubError, read_range
 from ..hub.variants import Fit, Variant
@@ -70,7 +71,7 @@ def judge(guard: MemoryGuard, meta: GGUFMetadata, variant: Variant, default_cont
             projector=variant.projector.size if variant.projector else 0,
             context_length=context,
             gpu=gpu,
-            flash_attention=False,
+            flash_attention=LoadOptions().flash_attention,  # as a load that sets nothing
             memory=memory,
         )
         if gpu > 0 and offload == 0:

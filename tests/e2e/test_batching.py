@@ -90,11 +90,42 @@ def test_requests_overlap_instead_of_queueing(http: httpx.Client, batched: str) 
     assert _complete(http, batched, "a", max_tokens=3)
 
 
+# Gemma 3's end-of-turn and end-of-text tokens, banned so every answer is max_tokens long.
+GEMMA_NO_EOS = {"1": -100, "106": -100}
+
+
+def _scored(http: httpx.Client, model: str, prompt: str) -> tuple[list[str], list[float], list[dict]]:
+    """A greedy answer's tokens, their logprobs and each position's 5 likeliest alternatives
+    (raw repeat penalty 1.0: greedy then picks the argmax of the distribution logprobs show)."""
+    body = {
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": 24,
+        "temperature": 0,
+        "repeat_penalty": 1.0,
+        "logit_bias": GEMMA_NO_EOS,
+        "logprobs": 5,
+    }
+    reply = http.post("v1/completions", json=body)
+    assert reply.status_code == 200, reply.text
+    logprobs = reply.json()["choices"][0]["logprobs"]
+    return logprobs["tokens"], logprobs["token_logprobs"], logprobs["top_logprobs"]
+
+
 @pytest.mark.slow
 def test_gemma_batched_greedy_follows_solo(http: httpx.Client) -> None:
-    """On real weights, llama.cpp's CPU matmuls sum in a different order for a batch of four
-    than for one sequence, so after a while a near-tie can flip (llama-server behaves the same).
-    What must hold: every batched answer starts as its solo answer does."""
+    """On real weights, llama.cpp's CPU kernels (flash attention's above all) sum in another
+    order for a batch of four than for one sequence, so logits move by a little and a near-tie
+    can flip (llama-server behaves the same): greedy text is not what the engine guarantees.
+    What it guarantees: each sequence is computed from its own tokens only. So while a batched
+    answer and its solo answer agree, every chosen token's logprob is the solo one's within
+    0.3 nats; where they first part, both tokens were within 0.5 nats of each other in the solo
+    run's distribution (a near-tie), not just any token.
+
+    A mixed-up batch fails this: a sequence decoded from another one's logits or KV cells
+    takes tokens the solo distribution does not rank near its own top (the four prompts are
+    unrelated), so the parting check fails at once, and a contaminated cache that still
+    agrees moves the logprobs by far more than 0.3 nats."""
     prompts = [
         "Paris is the capital of",
         "def fibonacci(n):",
@@ -103,17 +134,17 @@ def test_gemma_batched_greedy_follows_solo(http: httpx.Client) -> None:
     ]
     http.post("api/v1/models/load", json={"model": GEMMA_KEY, "identifier": "gemma-4", "parallel": 4})
     try:
-
-        def run(prompt: str) -> str:
-            return _complete(http, "gemma-4", prompt, max_tokens=24, logit_bias={})
-
-        solo = [run(p) for p in prompts]
+        solo = [_scored(http, "gemma-4", p) for p in prompts]
         with ThreadPoolExecutor(4) as pool:
-            together = list(pool.map(run, prompts))
-        for alone, batched in zip(solo, together, strict=True):
-            shared = next(
-                (i for i, (a, b) in enumerate(zip(alone, batched, strict=False)) if a != b), len(alone)
-            )
-            assert shared >= 30, (alone, batched)
+            together = list(pool.map(lambda p: _scored(http, "gemma-4", p), prompts))
     finally:
         http.post("api/v1/models/unload", json={"instance_id": "gemma-4"})
+    for (tokens, logprobs, tops), (mine, my_logprobs, _) in zip(solo, together, strict=True):
+        assert len(tokens) == len(mine) == 24
+        parted = next((i for i, (a, b) in enumerate(zip(tokens, mine, strict=True)) if a != b), None)
+        agreed = slice(0, parted)
+        assert my_logprobs[agreed] == pytest.approx(logprobs[agreed], abs=0.3), (tokens, mine)
+        if parted is not None:
+            near = tops[parted]
+            assert tokens[parted] in near and mine[parted] in near, (parted, tokens, mine, near)
+            assert abs(near[tokens[parted]] - near[mine[parted]]) <= 0.5, (parted, near)

@@ -30,6 +30,7 @@ from tiny_mlx import write_tiny_mlx_model
 
 from lm_jupyter.engine.gguf_meta import read_metadata
 from lm_jupyter.engine.guardrail import MemoryGuard
+from lm_jupyter.engine.instance import LoadOptions
 from lm_jupyter.hub.download import RETRIES
 from tests.e2e.isolated_server import IsolatedServer, hub_server
 
@@ -52,7 +53,7 @@ def _ram_needed(path: Path) -> int:
         projector=0,
         context_length=4096,
         gpu=0.0,
-        flash_attention=False,
+        flash_attention=LoadOptions().flash_attention,  # the fit judges a default load
         memory=guard.memory(),
     )
     return est.ram_bytes

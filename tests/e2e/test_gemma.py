@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from openai import OpenAI
@@ -18,11 +20,16 @@ def test_greedy_completion_knows_a_fact(openai_client: OpenAI) -> None:
     assert "France" in reply.choices[0].text
 
 
-def test_greedy_output_equals_raw_llama_cpp(openai_client: OpenAI) -> None:
-    """Same file, same sampler settings: the server adds nothing and loses nothing."""
+def _raw_gemma() -> Any:
+    """Raw llama-cpp-python on the same file, with flash attention as the server loads it."""
     import llama_cpp
 
-    raw = llama_cpp.Llama(str(GEMMA_SOURCE), n_ctx=512, verbose=False)
+    return llama_cpp.Llama(str(GEMMA_SOURCE), n_ctx=512, flash_attn=True, verbose=False)
+
+
+def test_greedy_output_equals_raw_llama_cpp(openai_client: OpenAI) -> None:
+    """Same file, same sampler settings: the server adds nothing and loses nothing."""
+    raw = _raw_gemma()
     for prompt in ("Question: What is the capital of France?\nAnswer:", "def fibonacci(n):"):
         expected = raw.create_completion(prompt, max_tokens=24, temperature=0, repeat_penalty=1.0)
         ours = openai_client.completions.create(
@@ -30,6 +37,33 @@ def test_greedy_output_equals_raw_llama_cpp(openai_client: OpenAI) -> None:
         )
         assert ours.choices[0].text == expected["choices"][0]["text"]
         assert ours.usage and ours.usage.prompt_tokens == expected["usage"]["prompt_tokens"]
+
+
+def test_grammar_greedy_equals_raw_llama_cpp_full_masking(openai_client: OpenAI) -> None:
+    """Greedy under a grammar asks the grammar about the likeliest tokens first
+    (``grammar_mask``); the text must be what raw llama-cpp-python gives by masking the whole
+    vocabulary every token. The grammar refuses the model's own argmax (" Paris") at once."""
+    from llama_cpp import LlamaGrammar
+
+    gbnf = 'root ::= " {\\"city\\": \\"" [A-Za-z ]+ "\\", \\"rank\\": " [0-9]+ "}"'
+    prompt = "Question: What is the capital of France?\nAnswer:"
+    free = openai_client.completions.create(
+        model=GEMMA_KEY, prompt=prompt, max_tokens=1, temperature=0, extra_body={"repeat_penalty": 1.0}
+    )
+    assert not free.choices[0].text.startswith(" {")  # the argmax is refused
+    raw = _raw_gemma()
+    expected = raw.create_completion(
+        prompt, max_tokens=24, temperature=0, repeat_penalty=1.0, grammar=LlamaGrammar.from_string(gbnf)
+    )
+    ours = openai_client.completions.create(
+        model=GEMMA_KEY,
+        prompt=prompt,
+        max_tokens=24,
+        temperature=0,
+        extra_body={"repeat_penalty": 1.0, "grammar": gbnf},
+    )
+    assert ours.choices[0].text == expected["choices"][0]["text"]
+    assert ours.choices[0].text.startswith(' {"city": "')
 
 
 def test_chat_uses_the_gemma_fallback_template(openai_client: OpenAI, http: httpx.Client) -> None:

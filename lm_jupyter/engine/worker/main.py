@@ -43,11 +43,30 @@ class Worker:
         self.cancelled: set[str] = set()
         self.cancel_lock = threading.Lock()
         self.backend: Backend | None = None
+        self._local = threading.local()  # ``held``: the lines a thread's ``one_write`` collects
 
     def send(self, message: dict[str, Any]) -> None:
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            held.append(encode(message))
+            return
         with self.write_lock:
             self.out.write(encode(message))
             self.out.flush()
+
+    @contextlib.contextmanager
+    def one_write(self) -> Iterator[None]:
+        """What this thread sends inside goes out in one write and flush at the end: a decode
+        step's tokens (and endings) of every sequence wake the server once, not once per token."""
+        self._local.held = held = []
+        try:
+            yield
+        finally:
+            self._local.held = None
+            if held:
+                with self.write_lock:
+                    self.out.write(b"".join(held))
+                    self.out.flush()
 
     def is_cancelled(self, request_id: str) -> bool:
         with self.cancel_lock:
@@ -109,7 +128,8 @@ class Worker:
                 else:
                     self.run_one(command)
             if self.backend is not None and self.backend.busy:
-                self.backend.step()
+                with self.one_write():
+                    self.backend.step()
 
     def forget(self, request_id: str) -> None:
         with self.cancel_lock:

@@ -18,7 +18,7 @@ from ..backend import Cancelled, Progress, RequestError
 from ..overflow import fit_request, keep_count
 from .log import BufferSizes
 from .logprobs import token_piece
-from .sampling import make_context, make_sampler
+from .sampling import Sampler, make_context, make_sampler
 from .scheduler import Scheduler
 from .speculative import DraftModel, PromptLookup, Speculation, VocabMismatch, check_compatible
 
@@ -54,17 +54,17 @@ def line_chunks(text: str, size: int) -> list[str]:
 
 @dataclass
 class Prepared:
-    """A generate request made ready off the inference thread: its tokens and sampler chain."""
+    """A generate request made ready off the inference thread: its tokens and sampler."""
 
     params: GenerateParams
     tokens: list[int]
     keep: int
-    sampler: Any
+    sampler: Sampler
     added_bos: bool = False  # BOS is not the prompt's text (echo leaves it out)
     mask: Any = None  # constrained_logprobs: a grammar sampler that only masks alternatives
 
     def discard(self) -> None:
-        llama_cpp.llama_sampler_free(self.sampler)
+        self.sampler.free()
         if self.mask is not None:
             llama_cpp.llama_sampler_free(self.mask)
 
@@ -150,7 +150,7 @@ def open_backend(command: dict[str, Any], progress: Progress) -> tuple[LlamaBack
             embedding=command["embedding"],
             threads=command.get("threads", 0),
             gpu_layers=command.get("gpu_layers", 0),
-            flash_attention=command.get("flash_attention", False),
+            flash_attention=command.get("flash_attention", True),
             parallel=command.get("parallel", 1),
             progress=progress,
         )
@@ -183,7 +183,7 @@ class LlamaBackend:
         embedding: bool,
         threads: int = 0,
         gpu_layers: int = 0,
-        flash_attention: bool = False,
+        flash_attention: bool = True,
         parallel: int = 4,
         progress: Progress = lambda _fraction: None,
     ) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 
 import llama_cpp
 import numpy as np
-from llama_cpp import _internals
+
+from .grammar_mask import allowed_mask
 
 # JSON has no -inf; OpenAI reports vanishing probabilities as -9999.0.
 FLOOR = -9999.0
@@ -79,7 +80,6 @@ class TokenScorer:
         self.vocab = vocab
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
         self._pieces: dict[tuple[int, bool], bytes] = {}
-        self._candidates: Any = None  # a token array to apply a logprobs mask to (made once)
 
     def piece(self, token: int, special: bool = False) -> bytes:
         """A token's bytes (cached: the same few thousand tokens come back all the time);
@@ -105,16 +105,11 @@ class TokenScorer:
     ) -> dict[str, Any]:
         """``token``'s entry from the raw logits at batch ``index``; a prompt token is shown
         with its special text (``<start_of_turn>``), as it was written. With a ``mask`` (a
-        grammar sampler), alternatives are only tokens it allows now."""
+        grammar sampler), alternatives are only tokens it allows now (asked about the likeliest
+        tokens first, ``grammar_mask``)."""
         pointer = llama_cpp.llama_get_logits_ith(self.ctx, index)
         logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
-        allowed = None
-        if mask is not None:
-            if self._candidates is None:
-                self._candidates = _internals.LlamaTokenDataArray(n_vocab=self.n_vocab)
-            self._candidates.copy_logits(logits)
-            llama_cpp.llama_sampler_apply(mask, ctypes.byref(self._candidates.candidates))
-            allowed = np.isfinite(self._candidates.candidates_data.logit)
+        allowed = allowed_mask(mask, logits, top) if mask is not None and top > 0 else None
         (logprob,), alternatives = log_softmax_at(logits, [token], top, allowed)
         pieces = [(self.piece(alt), value) for alt, value in alternatives]
         return entry(self.piece(token, special=prompt), logprob, pieces)

@@ -1,4 +1,4 @@
-"""The llama.cpp objects a request and an instance get: a sampler chain with the request's own
+"""The llama.cpp objects a request and an instance get: a sampler with the request's own
 settings (LM Studio's defaults where it sets none), and the context its sequences share."""
 
 from __future__ import annotations
@@ -7,48 +7,87 @@ import random
 from typing import Any
 
 import llama_cpp
+import numpy as np
 from llama_cpp import _internals
 
 from ...protocol import GenerateParams
 from ..defaults import PENALTY_LAST_N, pick
+from .adjust import SparseAdjust
+from .grammar_mask import first_allowed
 
 
-def make_sampler(model: Any, params: GenerateParams, grammar: str | None) -> Any:
-    """A sampler chain with the request's own settings; the caller has validated the grammar."""
+class Sampler:
+    """Picks a request's tokens from the context's logits.
+
+    Logit bias and repetition penalties are a ``SparseAdjust`` on the logits the chain then
+    reads (not llama.cpp's samplers, which walk the whole vocabulary every token). Greedy
+    (temperature 0) is an argmax over the adjusted logits, under the grammar if the request has
+    one (asked about the likeliest tokens first, ``grammar_mask``): it needs no llama.cpp chain.
+    Any other temperature runs llama.cpp's chain (grammar, top-k, top-p, min-p, temperature,
+    seeded draw)."""
+
+    def __init__(self, n_vocab: int, adjust: SparseAdjust, grammar: Any, chain: Any) -> None:
+        self.n_vocab = n_vocab
+        self.adjust = adjust if adjust.active else None
+        self.grammar = grammar  # greedy only: the chain holds its own
+        self.chain = chain  # None: greedy
+
+    def sample(self, ctx: Any, index: int) -> int:
+        """The token after batch position ``index``; the context's logits are left raw."""
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(self.n_vocab,))
+        if self.adjust is not None:
+            self.adjust.apply(logits)
+        try:
+            if self.chain is not None:
+                token = int(llama_cpp.llama_sampler_sample(self.chain, ctx, index))
+            elif self.grammar is not None:
+                token = first_allowed(self.grammar, logits)
+            else:
+                token = int(np.argmax(logits))
+        finally:
+            if self.adjust is not None:
+                self.adjust.restore(logits)
+        if self.adjust is not None:
+            self.adjust.accept(token)
+        if self.chain is None and self.grammar is not None:
+            llama_cpp.llama_sampler_accept(self.grammar, token)
+        return token
+
+    def free(self) -> None:
+        for sampler in (self.chain, self.grammar):
+            if sampler is not None:
+                llama_cpp.llama_sampler_free(sampler)
+
+
+def make_sampler(model: Any, params: GenerateParams, grammar: str | None) -> Sampler:
+    """A sampler with the request's own settings; the caller has validated the grammar."""
     vocab = model.vocab
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-
-    def add(sampler: Any) -> None:
-        llama_cpp.llama_sampler_chain_add(chain, sampler)
-
-    bias = params.get("logit_bias") or {}
-    if bias:
-        entries = (llama_cpp.llama_logit_bias * len(bias))(
-            *(llama_cpp.llama_logit_bias(int(k), float(v)) for k, v in bias.items())
-        )
-        add(
-            llama_cpp.llama_sampler_init_logit_bias(llama_cpp.llama_vocab_n_tokens(vocab), len(bias), entries)
-        )
-    repeat = pick(params, "repeat_penalty")
-    frequency = params.get("frequency_penalty") or 0.0
-    presence = params.get("presence_penalty") or 0.0
-    if repeat != 1.0 or frequency or presence:
-        add(llama_cpp.llama_sampler_init_penalties(
-            llama_cpp.llama_vocab_n_tokens(vocab), PENALTY_LAST_N, repeat, frequency, presence
-        ))  # fmt: skip
-    if grammar:
-        add(llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root"))
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    adjust = SparseAdjust(
+        [(int(token), float(value)) for token, value in (params.get("logit_bias") or {}).items()],
+        n_vocab,
+        last_n=PENALTY_LAST_N,
+        repeat=pick(params, "repeat_penalty"),
+        frequency=params.get("frequency_penalty") or 0.0,
+        presence=params.get("presence_penalty") or 0.0,
+    )
+    compiled = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root") if grammar else None
     temperature = pick(params, "temperature")
     if temperature <= 0:
-        add(llama_cpp.llama_sampler_init_greedy())
-        return chain
+        return Sampler(n_vocab, adjust, compiled, None)
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     seed = params.get("seed")
-    add(llama_cpp.llama_sampler_init_top_k(pick(params, "top_k")))
-    add(llama_cpp.llama_sampler_init_top_p(pick(params, "top_p"), 1))
-    add(llama_cpp.llama_sampler_init_min_p(pick(params, "min_p"), 1))
-    add(llama_cpp.llama_sampler_init_temp(temperature))
-    add(llama_cpp.llama_sampler_init_dist(seed if seed is not None else random.getrandbits(31)))
-    return chain
+    samplers = [compiled] if compiled else []
+    samplers += [
+        llama_cpp.llama_sampler_init_top_k(pick(params, "top_k")),
+        llama_cpp.llama_sampler_init_top_p(pick(params, "top_p"), 1),
+        llama_cpp.llama_sampler_init_min_p(pick(params, "min_p"), 1),
+        llama_cpp.llama_sampler_init_temp(temperature),
+        llama_cpp.llama_sampler_init_dist(seed if seed is not None else random.getrandbits(31)),
+    ]
+    for sampler in samplers:
+        llama_cpp.llama_sampler_chain_add(chain, sampler)
+    return Sampler(n_vocab, adjust, None, chain)
 
 
 def make_context(

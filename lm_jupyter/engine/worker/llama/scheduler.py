@@ -3,7 +3,7 @@
 Runs on the worker's single inference thread, the only code that touches the context. Each
 request gets a sequence id (a "slot") in a unified KV cache; every step puts one decode token
 for each generating request and prompt chunks of newly admitted ones into the same batch,
-samples each sequence with its own sampler chain (parameters, grammar, seed), and streams its
+samples each sequence with its own sampler (parameters, grammar, seed), and streams its
 text. Requests join and leave between steps. A finished request leaves its tokens in its slot's
 KV cache, which a later request starting with the same tokens (a chat's next turn) reuses.
 """
@@ -25,6 +25,7 @@ from ..backend import common_prefix, done_event
 from ..overflow import discard_count
 from .batch import Entry, fill
 from .logprobs import TokenScorer, entry
+from .sampling import Sampler
 from .speculative import DraftJob, DraftModel, Speculation
 
 
@@ -36,7 +37,7 @@ class _Request:
     tokens: list[int]  # the prompt
     budget: int | None  # None: until the end of the answer (a shifting policy, no max_tokens)
     limit: int | None  # tokens the context has left after the prompt; None: it shifts
-    sampler: Any
+    sampler: Sampler
     stops: StopMatcher
     policy: str = "stopAtLimit"
     keep: int = 0  # tokens a context shift never drops
@@ -101,7 +102,7 @@ class Scheduler:
         rid: str,
         tokens: list[int],
         params: GenerateParams,
-        sampler: Any,
+        sampler: Sampler,
         emit: Emit,
         cancelled: Callable[[], bool],
         *,
@@ -269,7 +270,7 @@ class Scheduler:
         kept = 0  # drafts that stay in the KV cache: agreed and not the request's last token
         accepted = 0
         for offset in range(len(drafts) + 1):
-            token = llama_cpp.llama_sampler_sample(request.sampler, self.ctx, index + offset)
+            token = request.sampler.sample(self.ctx, index + offset)
             if request.top_logprobs is not None and not llama_cpp.llama_vocab_is_eog(self.vocab, token):
                 # Each position's logits are the target's own, drafts or not: exact either way.
                 request.scores.append(
@@ -431,7 +432,7 @@ class Scheduler:
             request.drafts = []
             done["draft"] = spec.counters.to_json(spec.model_key)
         request.emit(done)
-        llama_cpp.llama_sampler_free(request.sampler)
+        request.sampler.free()
         if request.mask is not None:
             llama_cpp.llama_sampler_free(request.mask)
         if slot is not None:

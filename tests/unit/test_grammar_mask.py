@@ -1,0 +1,85 @@
+"""Asking a grammar about the likeliest tokens first gives what masking every token gives.
+
+On the tiny model's real vocabulary (control, byte and word tokens), with the likeliest set cut
+to 16 tokens so every stage is reached: the argmax allowed, refused with an allowed token among
+the 16 likeliest, refused everywhere but far down, ties at the cut and at the top, and
+everything refused or -inf (llama.cpp's greedy then takes token 0).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+import numpy as np
+import pytest
+from llama_cpp import _internals
+
+from lm_jupyter.engine.worker.llama import grammar_mask
+from lm_jupyter.engine.worker.llama.grammar_mask import allowed_mask, first_allowed
+from tests.tiny_gguf import write_tiny_model
+
+# Byte tokens spelling "x" are allowed, and the words "▁yes" / "▁no".
+GRAMMAR = 'root ::= " yes" | " no" | "x" [a-z]*'
+
+
+@pytest.fixture(scope="module")
+def vocab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    path = write_tiny_model(Path(tmp_path_factory.mktemp("grammar")) / "tiny-F32.gguf")
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
+    yield model.vocab
+    model.close()
+
+
+@pytest.fixture
+def grammar(vocab: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setattr(grammar_mask, "LIKELIEST", 16)
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, GRAMMAR.encode(), b"root")
+    yield sampler
+    llama_cpp.llama_sampler_free(sampler)
+
+
+def _full(grammar: Any, logits: np.ndarray) -> np.ndarray:
+    """llama.cpp's way: the grammar over every token."""
+    candidates = _internals.LlamaTokenDataArray(n_vocab=len(logits))
+    candidates.copy_logits(logits)
+    llama_cpp.llama_sampler_apply(grammar, ctypes.byref(candidates.candidates))
+    return candidates.candidates_data.logit.copy()
+
+
+def _cases(n_vocab: int, allowed: np.ndarray) -> Iterator[np.ndarray]:
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        yield (rng.standard_normal(n_vocab) * 3).astype(np.float32)
+    first = int(np.flatnonzero(allowed)[0])
+    far = np.full(n_vocab, 5.0, dtype=np.float32)  # every refused token above every allowed one
+    far[allowed] = -5.0
+    yield far
+    tied = np.zeros(n_vocab, dtype=np.float32)  # one big tie: the lowest allowed id wins
+    yield tied
+    cut = np.zeros(n_vocab, dtype=np.float32)
+    cut[:30] = 1.0  # 30 tokens tied at the top, more than the 16 asked about first
+    cut[first] = 1.0
+    yield cut
+    yield np.full(n_vocab, -np.inf, dtype=np.float32)
+
+
+def test_same_as_masking_every_token(vocab: Any, grammar: Any) -> None:
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    allowed = np.isfinite(_full(grammar, np.zeros(n_vocab, dtype=np.float32)))
+    assert 0 < allowed.sum() < n_vocab
+    for logits in _cases(n_vocab, allowed):
+        masked = _full(grammar, logits)
+        assert first_allowed(grammar, logits) == int(np.argmax(masked))
+        for need in (1, 3, 20):
+            mask = allowed_mask(grammar, logits, need)
+            expected = np.isfinite(masked)
+            assert (mask <= expected).all()  # never a refused token
+            top = min(need, int(expected.sum()))
+            ranked = sorted(np.flatnonzero(expected), key=lambda t: (-logits[t], t))[:top]
+            assert sorted(np.flatnonzero(mask), key=lambda t: (-logits[t], t))[:top] == ranked
