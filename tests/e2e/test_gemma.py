@@ -39,29 +39,35 @@ def test_greedy_output_equals_raw_llama_cpp(openai_client: OpenAI) -> None:
         assert ours.usage and ours.usage.prompt_tokens == expected["usage"]["prompt_tokens"]
 
 
-def test_grammar_greedy_equals_raw_llama_cpp_full_masking(openai_client: OpenAI) -> None:
+def test_grammar_greedy_equals_raw_llama_cpp_full_masking(openai_client: OpenAI, http: httpx.Client) -> None:
     """Greedy under a grammar asks the grammar about the likeliest tokens first
     (``grammar_mask``); the text must be what raw llama-cpp-python gives by masking the whole
-    vocabulary every token. The grammar refuses the model's own argmax (" Paris") at once."""
+    vocabulary every token. The grammar refuses the model's own argmax (" Paris") at once.
+    An instance of its own, so no other test's prompt is in its cache: a prefix-cache hit
+    computes the rest of the prompt in a batch of another shape, which flash attention rounds
+    differently (enough to flip a near-tie between two spellings of the same text)."""
     from llama_cpp import LlamaGrammar
 
     gbnf = 'root ::= " {\\"city\\": \\"" [A-Za-z ]+ "\\", \\"rank\\": " [0-9]+ "}"'
     prompt = "Question: What is the capital of France?\nAnswer:"
-    free = openai_client.completions.create(
-        model=GEMMA_KEY, prompt=prompt, max_tokens=1, temperature=0, extra_body={"repeat_penalty": 1.0}
-    )
-    assert not free.choices[0].text.startswith(" {")  # the argmax is refused
     raw = _raw_gemma()
+    free = raw.create_completion(prompt, max_tokens=1, temperature=0, repeat_penalty=1.0)
+    assert not free["choices"][0]["text"].startswith(" {")  # the argmax is refused
     expected = raw.create_completion(
         prompt, max_tokens=24, temperature=0, repeat_penalty=1.0, grammar=LlamaGrammar.from_string(gbnf)
     )
-    ours = openai_client.completions.create(
-        model=GEMMA_KEY,
-        prompt=prompt,
-        max_tokens=24,
-        temperature=0,
-        extra_body={"repeat_penalty": 1.0, "grammar": gbnf},
-    )
+    load = {"model": GEMMA_KEY, "identifier": "gemma-grammar", "parallel": 1}
+    assert http.post("api/v1/models/load", json=load).status_code == 200
+    try:
+        ours = openai_client.completions.create(
+            model="gemma-grammar",
+            prompt=prompt,
+            max_tokens=24,
+            temperature=0,
+            extra_body={"repeat_penalty": 1.0, "grammar": gbnf},
+        )
+    finally:
+        http.post("api/v1/models/unload", json={"instance_id": "gemma-grammar"})
     assert ours.choices[0].text == expected["choices"][0]["text"]
     assert ours.choices[0].text.startswith(' {"city": "')
 

@@ -33,18 +33,25 @@ def _llama_chain(bias: list[tuple[int, float]], repeat: float, frequency: float,
     entries = (llama_cpp.llama_logit_bias * max(len(bias), 1))(
         *(llama_cpp.llama_logit_bias(token, value) for token, value in bias)
     )
-    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_logit_bias(N_VOCAB, len(bias), entries))
-    llama_cpp.llama_sampler_chain_add(
-        chain, llama_cpp.llama_sampler_init_penalties(N_VOCAB, PENALTY_LAST_N, repeat, frequency, presence)
-    )
+    for sampler in (
+        llama_cpp.llama_sampler_init_logit_bias(N_VOCAB, len(bias), entries),
+        llama_cpp.llama_sampler_init_penalties(N_VOCAB, PENALTY_LAST_N, repeat, frequency, presence),
+    ):
+        llama_cpp.llama_sampler_chain_add(chain, sampler)
     return chain
+
+
+def _adjust(bias: list[tuple[int, float]], repeat: float, frequency: float, presence: float) -> SparseAdjust:
+    return SparseAdjust(
+        bias, N_VOCAB, last_n=PENALTY_LAST_N, repeat=repeat, frequency=frequency, presence=presence
+    )
 
 
 @pytest.mark.parametrize("setting", list(SETTINGS))
 def test_same_bits_as_llama_cpp(setting: str) -> None:
     bias, repeat, frequency, presence = SETTINGS[setting]
     chain = _llama_chain(bias, repeat, frequency, presence)
-    adjust = SparseAdjust(bias, N_VOCAB, last_n=PENALTY_LAST_N, repeat=repeat, frequency=frequency, presence=presence)
+    adjust = _adjust(bias, repeat, frequency, presence)
     candidates = _internals.LlamaTokenDataArray(n_vocab=N_VOCAB)
     rng = np.random.default_rng(len(setting))
     try:
@@ -70,7 +77,7 @@ def test_same_bits_as_llama_cpp(setting: str) -> None:
 
 
 def test_nothing_to_adjust_is_inactive() -> None:
-    plain = SparseAdjust([], N_VOCAB, last_n=PENALTY_LAST_N, repeat=1.0, frequency=0.0, presence=0.0)
-    assert not plain.active
+    assert not _adjust([], 1.0, 0.0, 0.0).active
     # An id outside the vocabulary changes nothing, in llama.cpp as here.
-    assert not SparseAdjust([(N_VOCAB, 1.0)], N_VOCAB, last_n=64, repeat=1.0, frequency=0.0, presence=0.0).active
+    assert not _adjust([(N_VOCAB, 1.0), (-1, 2.0)], 1.0, 0.0, 0.0).active
+    assert _adjust([], 1.0, 0.0, 0.5).active

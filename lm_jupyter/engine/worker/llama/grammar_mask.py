@@ -42,7 +42,7 @@ def _subsets(logits: np.ndarray, need: int) -> Iterator[np.ndarray]:
     token tied with the last of them. Ids ascending, so a tie's first is the lowest id."""
     if need <= 1:
         yield np.array([int(np.argmax(logits))])
-    if LIKELIEST < len(logits):
+    if len(logits) > LIKELIEST:
         threshold = np.partition(logits, len(logits) - LIKELIEST)[len(logits) - LIKELIEST]
         yield np.flatnonzero(logits >= threshold)
 
