@@ -3,7 +3,10 @@ real server whose models may use at most 40 MiB (``ModelManager.max_memory``).
 
 The cap makes the guardrail refuse the tiny model at 4,096 tokens without flash attention
 (66 MiB estimated, most of it attention buffers that only a long prompt touches), while
-forcing that load stays cheap: nothing here allocates more than a few MiB for real.
+forcing that load stays cheap: nothing here allocates more than a few MiB for real. With
+flash attention (the default) 4,096 tokens fit (15 MiB) and the server's default context,
+32,768 tokens here, does not (58 MiB): what a load that sets nothing, or a just-in-time load,
+gets refused at.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerInf
         info = start_headless(
             port=free_port("127.0.0.1", 0),
             models_dir=str(root / "models"),
-            config=["--ModelManager.max_memory=40MiB"],
+            config=["--ModelManager.max_memory=40MiB", "--ModelManager.default_context_length=32768"],
         )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LM_JUPYTER_", "JPY_"))}
     env.update(LM_JUPYTER_URL=info.url, LM_JUPYTER_TOKEN=info.token, JUPYTER_RUNTIME_DIR=str(runtime))
@@ -89,7 +92,7 @@ def test_guardrail_refuses_and_force_loads(capped: tuple[ServerInfo, dict[str, s
     error = jit.json()["error"]
     assert error["code"] == "insufficient_system_resources" and error["type"] == "invalid_request_error"
 
-    refused = lmj(env, "load", MODEL, "-c", "4096", check=False)
+    refused = lmj(env, "load", MODEL, "-c", "4096", "--no-flash-attention", check=False)
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
     message = refused.stderr
     assert message.startswith("Error: Model loading was stopped due to insufficient system resources")
