@@ -15,6 +15,8 @@ compared with:
 - at 32,768 tokens without flash attention (filling that context takes minutes here), steady
   RSS against the estimate minus its CPU compute buffers.
 
+Loads are made without flash attention (the server's default is with it) except where named.
+
 Run with ``-s`` to see the figures (docs/benchmarks.md, "Memory estimates", records them).
 """
 
@@ -71,7 +73,7 @@ def unload(http: httpx.Client, identifier: str) -> None:
 
 
 def test_gemma_4096_after_filling_the_context(http: httpx.Client) -> None:
-    memory = load(http, GEMMA, "est-gemma-4k", 4096)
+    memory = load(http, GEMMA, "est-gemma-4k", 4096, flash_attention=False)
     try:
         estimate = memory["estimate"]["memory"]["totalBytes"]
         steady = memory["rss_after"] - memory["rss_before"]
@@ -99,7 +101,7 @@ def test_gemma_32768_flash_attention(http: httpx.Client) -> None:
 
 
 def test_gemma_32768_without_the_working_buffers(http: httpx.Client) -> None:
-    memory = load(http, GEMMA, "est-gemma-32k", 32768)
+    memory = load(http, GEMMA, "est-gemma-32k", 32768, flash_attention=False)
     try:
         plan = memory["estimate"]
         held = plan["memory"]["totalBytes"] - plan["breakdown"]["compute_cpu"]
@@ -114,9 +116,9 @@ def test_tiny_model(http: httpx.Client) -> None:
     code) dominate its steady state and a percentage of it says little. What is meaningful:
     the KV cache it grows by from 4,096 to 32,768 tokens, and the attention buffers that
     dominate its peak once a long prompt fills the context."""
-    small = load(http, TINY, "est-tiny-4k", 4096)
+    small = load(http, TINY, "est-tiny-4k", 4096, flash_attention=False)
     try:
-        big = load(http, TINY, "est-tiny-32k", 32768)
+        big = load(http, TINY, "est-tiny-32k", 32768, flash_attention=False)
         unload(http, "est-tiny-32k")
 
         def held(memory: dict[str, Any]) -> int:
