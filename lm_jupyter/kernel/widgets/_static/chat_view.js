@@ -1,5 +1,6 @@
 // ChatView front end: renders the blocks the kernel streams (≤ 20 updates/s) and sends
-// {type: "stop"} and {type: "decide", id, allow} back. No dependencies: works offline.
+// {type: "stop"}, {type: "decide", id, allow} and {type: "insert", code} back. No
+// dependencies: works offline.
 
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -62,6 +63,65 @@ export function markdown(source) {
     html.push(`<p>${para.join("<br>")}</p>`);
   }
   return html.join("");
+}
+
+// Code highlighting in JupyterLab's own editor colours (its theme variables, so light, dark and
+// high contrast follow the user's theme): keywords, strings, comments and numbers.
+const KEYWORDS = new Set(
+  ("and as assert async await break case catch class const continue def default del do elif else enum " +
+    "except export extends false False finally fn for from func function if impl import in is lambda let " +
+    "match mut new nil None nonlocal not null or pass pub raise return self static struct switch this " +
+    "throw true True try type typeof use var void while with yield").split(" "),
+);
+const HASH_COMMENTS = new Set(["", "python", "py", "python3", "ipython", "sh", "bash", "shell", "zsh", "r",
+  "ruby", "rb", "yaml", "yml", "toml", "perl", "julia", "dockerfile", "makefile"]);
+const STRINGS = String.raw`"""[\s\S]*?"""|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|\x60(?:\\.|[^\x60\\])*\x60`;
+const NUMBER = String.raw`\b\d+(?:\.\d+)?\b`;
+
+export function highlight(code, language) {
+  const comment = HASH_COMMENTS.has(language.toLowerCase()) ? String.raw`#[^\n]*` : String.raw`\/\/[^\n]*|\/\*[\s\S]*?\*\/`;
+  const token = new RegExp(`(${comment})|(${STRINGS})|(${NUMBER})|([A-Za-z_]\\w*)`, "g");
+  let out = "";
+  let last = 0;
+  for (const match of code.matchAll(token)) {
+    const [text, isComment, isString, isNumber, word] = match;
+    const kind = isComment ? "comment" : isString ? "string" : isNumber ? "number" : KEYWORDS.has(word) ? "keyword" : "";
+    out += escapeHtml(code.slice(last, match.index));
+    out += kind ? `<span class="lmj-hl-${kind}">${escapeHtml(text)}</span>` : escapeHtml(text);
+    last = match.index + text.length;
+  }
+  return out + escapeHtml(code.slice(last));
+}
+
+// Each code block of an answer: highlighted, with Copy and "Insert as cell" (the kernel puts
+// the code in a new cell below this one when the cell finishes: IPython's set_next_input).
+function decorateCode(container, send) {
+  for (const code of container.querySelectorAll("pre > code")) {
+    const text = code.textContent;
+    const language = (code.className.match(/language-(\S*)/) || ["", ""])[1];
+    code.innerHTML = highlight(text, language);
+    const tools = el("div", "lmj-code-tools");
+    const copy = el("button", "lmj-code-copy", "Copy");
+    copy.title = "Copy the code to the clipboard";
+    copy.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(text);
+        copy.textContent = "Copied";
+      } catch (err) {
+        copy.textContent = "Copy failed";
+      }
+    });
+    const insert = el("button", "lmj-code-insert", "Insert as cell");
+    insert.title = "Add a code cell with this code below this one (when this cell finishes)";
+    insert.addEventListener("click", () => {
+      send({ type: "insert", code: text });
+      insert.textContent = "Will insert below";
+      insert.disabled = true;
+    });
+    tools.append(copy, insert);
+    code.parentElement.classList.add("lmj-code");
+    code.parentElement.prepend(tools);
+  }
 }
 
 const BUSY = new Set(["waiting", "processing", "thinking", "answering", "calling", "approval", "running"]);
@@ -168,6 +228,7 @@ function render({ model, el: root }) {
       } else if (block.type === "text") {
         const text = el("div", "lmj-answer");
         text.innerHTML = markdown(block.text);
+        decorateCode(text, (message) => model.send(message));
         body.append(text);
       } else if (block.type === "tool") {
         body.append(toolCard(block));
