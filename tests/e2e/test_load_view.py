@@ -16,6 +16,7 @@ import pytest
 
 from lm_jupyter.client.discovery import ServerInfo
 from tests.conftest import QWEN_KEY
+from tests.e2e.test_cli import lmj
 
 from .kernel_harness import VIEW_MIME, Kernel, execute, finished_view, start_kernel, stop_kernel, value
 
@@ -140,6 +141,37 @@ def test_chat_on_a_model_not_loaded_shows_its_load_above_the_chat(kernel: Kernel
     # an already loaded model shows no load view
     run = execute(kernel, f"%%chat {CHAT} --max-tokens 2\nagain", timeout=60)
     assert len([v for v in run.of("display_data") if VIEW_MIME in v["data"]]) == 1
+    execute(kernel, "%lms unload --all").assert_no_error()
+
+
+def test_one_figure_per_quantity(kernel: Kernel, server: ServerInfo) -> None:
+    """One instance loaded: its estimate reads the same in `--estimate-only`, the LoadView and its
+    copy; its memory the same in the LoadView and its copy, `%lms ps`, `lmj ps` and the model
+    manager (its rows' figures and its static twin)."""
+    execute(kernel, "%lms unload --all")
+    text = execute(kernel, f"%lms load {CHAT} --estimate-only").stdout
+    (estimated,) = [line.split(":", 1)[1].strip() for line in text.splitlines() if "Total Memory" in line]
+    run = execute(kernel, f"%lms load {CHAT}", timeout=60)
+    run.assert_no_error()
+    view = finished_view(run, "LoadView")
+    assert view.state["estimated"] == estimated and f"| Total | {estimated} |" in view.static
+    measured = view.state["measured"]
+    assert f"| {measured} |" in view.static and _ps_memory(kernel, CHAT) == measured
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LM_JUPYTER_", "JPY_"))}
+    env.update(LM_JUPYTER_URL=server.url, LM_JUPYTER_TOKEN=server.token)
+    ps = lmj(env, "ps").stdout
+    (row,) = [line.split() for line in ps.splitlines() if line.startswith(CHAT)]
+    assert " ".join(row[6:8]) == measured  # MEMORY, after IDENTIFIER MODEL STATUS QUEUED and SIZE
+    execute(
+        kernel,
+        "from lm_jupyter.client.tables import format_size as _fs\n"
+        "from lm_jupyter.kernel.widgets import ModelPanel as _Panel\n"
+        "_panel = _Panel(client=_lm.client, refresh_seconds=0)\n"
+        "_twin, _rows = _panel.static().markdown, [_fs(r['memoryBytes']) for r in _panel.loaded]\n"
+        "_panel.close()",
+    ).assert_no_error()
+    twin, rows = value(kernel, "[_twin, _rows]")
+    assert rows == [measured] and f"| {measured} |" in twin
     execute(kernel, "%lms unload --all").assert_no_error()
 
 

@@ -96,11 +96,10 @@ def exchange_markdown(
     for block in blocks:
         kind = block.get("type")
         if kind == "reasoning" and block.get("text") and reasoning_mode != "hide":
+            # a foldable section, open with --reasoning show (as the live view shows it)
+            opened = " open" if reasoning_mode == "show" else ""
             text = clean(block["text"].strip())
-            if reasoning_mode == "show":
-                out.append("*Reasoning:*\n\n" + "\n".join(f"> {line}" for line in text.splitlines()))
-            else:
-                out.append(f"<details><summary>Reasoning</summary>\n\n{text}\n\n</details>")
+            out.append(f"<details{opened}><summary>Reasoning</summary>\n\n{text}\n\n</details>")
         elif kind == "text" and block.get("text"):
             out.append(clean(block["text"]))
         elif kind == "tool":

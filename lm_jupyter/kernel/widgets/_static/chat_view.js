@@ -93,37 +93,6 @@ export function highlight(code, language) {
   return out + escapeHtml(code.slice(last));
 }
 
-// Each code block of an answer: highlighted, with Copy and "Insert as cell" (the kernel puts
-// the code in a new cell below this one when the cell finishes: IPython's set_next_input).
-function decorateCode(container, send) {
-  for (const code of container.querySelectorAll("pre > code")) {
-    const text = code.textContent;
-    const language = (code.className.match(/language-(\S*)/) || ["", ""])[1];
-    code.innerHTML = highlight(text, language);
-    const tools = el("div", "lmj-code-tools");
-    const copy = el("button", "lmj-code-copy", "Copy");
-    copy.title = "Copy the code to the clipboard";
-    copy.addEventListener("click", async () => {
-      try {
-        await navigator.clipboard.writeText(text);
-        copy.textContent = "Copied";
-      } catch (err) {
-        copy.textContent = "Copy failed";
-      }
-    });
-    const insert = el("button", "lmj-code-insert", "Insert as cell");
-    insert.title = "Add a code cell with this code below this one (when this cell finishes)";
-    insert.addEventListener("click", () => {
-      send({ type: "insert", code: text });
-      insert.textContent = "Will insert below";
-      insert.disabled = true;
-    });
-    tools.append(copy, insert);
-    code.parentElement.classList.add("lmj-code");
-    code.parentElement.prepend(tools);
-  }
-}
-
 const BUSY = new Set(["waiting", "processing", "thinking", "answering", "calling", "approval", "running"]);
 const LABELS = {
   waiting: "Waiting for the model…",
@@ -144,6 +113,75 @@ function el(tag, cls, text) {
   // JupyterLab's own button look (theme colours, light/dark/high contrast)
   if (tag === "button") node.classList.add("jp-Button", "jp-mod-styled", "jp-mod-reject");
   return node;
+}
+
+// A fenced code block of an answer: highlighted, with Copy and "Insert as cell" (the kernel
+// puts the code in a new cell below this one when the cell finishes: IPython's set_next_input).
+function codeBlock(text, language, send) {
+  const pre = el("pre", "lmj-code");
+  const code = el("code", `language-${language}`);
+  code.innerHTML = highlight(text, language);
+  const tools = el("div", "lmj-code-tools");
+  const copy = el("button", "lmj-code-copy", "Copy");
+  copy.title = "Copy the code to the clipboard";
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      copy.textContent = "Copied";
+    } catch (err) {
+      copy.textContent = "Copy failed";
+    }
+  });
+  const insert = el("button", "lmj-code-insert", "Insert as cell");
+  insert.title = "Add a code cell with this code below this one (when this cell finishes)";
+  insert.addEventListener("click", () => {
+    send({ type: "insert", code: text });
+    insert.textContent = "Will insert below";
+    insert.disabled = true;
+  });
+  tools.append(copy, insert);
+  pre.append(tools, code);
+  return pre;
+}
+
+// An answer as prose and fenced code, in order (a still-open fence is code so far).
+function segments(source) {
+  const out = [];
+  const lines = source.split("\n");
+  let prose = [];
+  let i = 0;
+  while (i < lines.length) {
+    const fence = lines[i].match(/^```(\w*)/);
+    if (!fence) {
+      prose.push(lines[i++]);
+      continue;
+    }
+    if (prose.length) out.push({ kind: "prose", text: prose.join("\n") });
+    prose = [];
+    const body = [];
+    i += 1;
+    while (i < lines.length && !lines[i].startsWith("```")) body.push(lines[i++]);
+    out.push({ kind: "code", language: fence[1], text: body.join("\n"), closed: i < lines.length });
+    i += 1;
+  }
+  if (prose.length) out.push({ kind: "prose", text: prose.join("\n") });
+  return out;
+}
+
+// Children made by items ({key, make}) in order, keeping the node of an item whose key has not
+// changed since the last update: a code block's buttons (and a selection) survive the 20 Hz
+// redraws of a streaming answer, so a click is never lost to a redraw.
+function reconcile(parent, items) {
+  const kept = parent.lmjKept || [];
+  const nodes = items.map((item, i) => (kept[i] && kept[i].key === item.key ? kept[i].node : item.make()));
+  nodes.forEach((node, i) => {
+    const current = parent.children[i];
+    if (current === node) return;
+    if (current) parent.replaceChild(node, current);
+    else parent.append(node);
+  });
+  while (parent.children.length > nodes.length) parent.lastElementChild.remove();
+  parent.lmjKept = items.map((item, i) => ({ key: item.key, node: nodes[i] }));
 }
 
 function render({ model, el: root }) {
@@ -212,28 +250,44 @@ function render({ model, el: root }) {
       done.style.width = `${(100 * progress.processed) / progress.total}%`;
       count.textContent = `${progress.processed.toLocaleString()} / ${progress.total.toLocaleString()} prompt tokens`;
     }
-    body.replaceChildren();
-    model.get("blocks").forEach((block, index) => {
+    const send = (message) => model.send(message);
+    const blocks = model.get("blocks");
+    const items = [];
+    blocks.forEach((block, index) => {
       if (block.type === "reasoning") {
         if (mode === "hide" || !block.text) return;
-        const details = el("details", "lmj-reasoning");
-        const streaming = status === "thinking" && index === model.get("blocks").length - 1;
-        details.open = open.has(index) ? open.get(index) : mode === "show" || streaming;
-        details.addEventListener("toggle", () => open.set(index, details.open));
-        const summary = el("summary", "", streaming ? "Thinking…" : "Reasoning");
-        const text = el("div", "lmj-reasoning-text");
-        text.innerHTML = markdown(block.text);
-        details.append(summary, text);
-        body.append(details);
+        const streaming = status === "thinking" && index === blocks.length - 1;
+        items.push({
+          key: JSON.stringify(["reasoning", index, streaming, mode, block.text]),
+          make: () => {
+            const details = el("details", "lmj-reasoning");
+            details.open = open.has(index) ? open.get(index) : mode === "show" || streaming;
+            details.addEventListener("toggle", () => open.set(index, details.open));
+            const summary = el("summary", "", streaming ? "Thinking…" : "Reasoning");
+            const text = el("div", "lmj-reasoning-text");
+            text.innerHTML = markdown(block.text);
+            details.append(summary, text);
+            return details;
+          },
+        });
       } else if (block.type === "text") {
-        const text = el("div", "lmj-answer");
-        text.innerHTML = markdown(block.text);
-        decorateCode(text, (message) => model.send(message));
-        body.append(text);
+        const answer = { key: JSON.stringify(["text", index]), make: () => el("div", "lmj-answer") };
+        items.push(answer);
+        answer.parts = segments(block.text).map((part) => ({
+          key: JSON.stringify(part),
+          make: () => {
+            if (part.kind === "code") return codeBlock(part.text, part.language, send);
+            const prose = el("div", "lmj-prose");
+            prose.innerHTML = markdown(part.text);
+            return prose;
+          },
+        }));
       } else if (block.type === "tool") {
-        body.append(toolCard(block));
+        items.push({ key: JSON.stringify(["tool", block]), make: () => toolCard(block) });
       }
     });
+    reconcile(body, items);
+    items.forEach((item, i) => item.parts && reconcile(body.children[i], item.parts));
     error.textContent = model.get("error");
     footer.textContent = model.get("footer");
   }
