@@ -364,7 +364,11 @@ def check_reopen(page: Any, lab: Lab, ui: str, prefix: str) -> None:
 
 
 def check_model_manager(page: object, prefix: str) -> None:
-    """``%lms``: click a model, and the estimate bars appear against free memory."""
+    """``%lms load``'s view ended as its copy (estimate beside the measured memory); ``%lms``:
+    click a model, and the estimate bars appear against free memory."""
+    loaded = page.locator(".lmj-load-static[data-status='loaded']").first  # type: ignore[attr-defined]
+    loaded.wait_for(timeout=60_000)
+    assert "Measured" in loaded.inner_text() and THINK_MODEL in loaded.inner_text()
     manager = page.locator(".lmj-mm").first  # type: ignore[attr-defined]
     manager.wait_for(timeout=60_000)
     row = manager.locator(f"tr.lmj-mm-model[data-key='{THINK_MODEL}']")
@@ -386,6 +390,7 @@ def check_model_manager(page: object, prefix: str) -> None:
     assert " free" in total.locator(".lmj-mm-bar-value").inner_text()
     assert "lmj-mm-bar-bad" not in (total.get_attribute("class") or "")
     assert manager.locator(".lmj-mm-verdict").inner_text() == "Fits in memory."
+    assert manager.locator(".lmj-mm-where").inner_text() == "Runs on the CPU."
     manager.screenshot(path=str(ARTIFACTS / f"{prefix}model-manager-estimate.png"))
     assert not page.locator(".lmj-mm-static").first.is_visible()  # the saved copy hides while live
 

@@ -99,10 +99,11 @@ function render({ model, el: root }) {
   sliders.append(ctxLabel, gpuLabel);
   const bars = el("div", "lmj-mm-bar-area");
   const verdict = el("div", "lmj-mm-verdict");
+  const where = el("div", "lmj-mm-where");
   const loadButton = el("button", "lmj-mm-load", "Load");
   loadButton.classList.replace("jp-mod-reject", "jp-mod-accept");
   const panelTitle = el("div", "lmj-mm-subtitle");
-  panel.append(panelTitle, sliders, bars, verdict, loadButton);
+  panel.append(panelTitle, sliders, bars, verdict, where, loadButton);
 
   // Sliders send their value when released (change), and show it while dragging (input).
   ctx.addEventListener("input", () => (ctxValue.textContent = Number(ctx.value).toLocaleString()));
@@ -162,12 +163,13 @@ function render({ model, el: root }) {
     gpuValue.textContent = `${Math.round(offload * 100)}%${chosen === null ? " (auto)" : ""}`;
     bars.replaceChildren();
     if (!est || !est.bars) {
-      verdict.textContent = "";
+      verdict.textContent = where.textContent = "";
       return;
     }
     gpuLabel.style.display = est.gpu_usable ? "" : "none"; // GPU controls only where one is usable
     bars.append(memoryBars(est.bars));
-    verdict.textContent = `${est.verdict} Runs ${est.where}.`;
+    verdict.textContent = est.verdict;
+    where.textContent = `Runs ${est.where}.`;
     verdict.classList.toggle("lmj-mm-bad", !est.passesGuardrails);
   }
 
