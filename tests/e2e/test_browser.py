@@ -312,8 +312,11 @@ def check_chat_view(page: object, prefix: str) -> None:
 
 def check_static_chat(done: Any) -> None:
     """A finished chat as the saved notebook shows it: prompt, reasoning, answer, footer."""
+    from playwright.sync_api import expect
+
     assert done.is_visible()
-    assert ANSWER in done.inner_text()
+    # JupyterLab lays out a cell scrolled into view on a later frame (content-visibility)
+    expect(done).to_contain_text(ANSWER, use_inner_text=True, timeout=15_000)
     assert done.locator("blockquote").inner_text().strip() == "Write a haiku about Jupyter notebooks."
     reasoning = done.locator("details")
     assert reasoning.count() == 1 and reasoning.locator("summary").inner_text() == "Reasoning"
