@@ -29,6 +29,7 @@ import pandas as pd
 from _harness import MODEL_KEY, chat_renderer, raw_llama, serve_model
 from llama_cpp.llama_grammar import LlamaGrammar
 from openai import OpenAI
+from throughput import prompt_tokens
 
 from lm_jupyter import llm
 from lm_jupyter.data import labels as label_scores
@@ -74,7 +75,10 @@ def raw(llm_raw: llama_cpp.Llama, render: Any, task: str, rows: list[str]) -> fl
     for prompt in rows:
         text = render([{"role": "user", "content": prompt}])
         llm_raw.create_completion(
-            text, max_tokens=64 if task == "classify" else EXTRACT_TOKENS, temperature=0, grammar=gbnf
+            prompt_tokens(llm_raw, text),
+            max_tokens=64 if task == "classify" else EXTRACT_TOKENS,
+            temperature=0,
+            grammar=gbnf,
         )
     return len(rows) / (time.perf_counter() - start)
 

@@ -9,7 +9,7 @@ import { Widget } from '@lumino/widgets';
 
 import { ApiError, LmApi } from './model/api';
 import type { LoadSettings } from './model/api';
-import { estimateBars, estimateLines, formatGiB, formatTTL, instanceStatus, verdict } from './model/format';
+import { estimateBars, estimateLines, formatSize, formatTTL, instanceStatus, verdict } from './model/format';
 import { logLine } from './model/log';
 import { loadedInstancesOf } from './model/status';
 import type { DownloadJobJSON, EstimateJSON, LogEventJSON, ModelJSON } from './model/types';
@@ -86,7 +86,7 @@ export class LocalModelsPanel extends Widget {
     const rows: HTMLElement[] = [];
     for (const model of this.state.models) {
       for (const instance of model.loaded_instances) {
-        const memory = instance.memory_bytes ? formatGiB(instance.memory_bytes) : '';
+        const memory = instance.memory_bytes ? formatSize(instance.memory_bytes) : '';
         rows.push(
           el(
             'div',
@@ -137,7 +137,7 @@ export class LocalModelsPanel extends Widget {
       caps?.fill_in_middle ? 'fill-in-middle' : ''
     ].filter(Boolean);
     badges.append(...names.map(name => el('span', { class: 'lmx-badge' }, name)));
-    const details = [model.params_string, model.quantization.name, formatGiB(model.size_bytes)].filter(Boolean);
+    const details = [model.params_string, model.quantization.name, formatSize(model.size_bytes)].filter(Boolean);
     const form = el('div', { class: 'lmx-load-form' });
     form.hidden = true;
     const row = el(
@@ -159,7 +159,7 @@ export class LocalModelsPanel extends Widget {
   private fillLoadForm(form: HTMLElement, model: ModelJSON): void {
     const variant = el('select', { class: 'lmx-variant' });
     for (const v of model.variant_details) {
-      const option = el('option', { value: v.key }, `${v.quantization} · ${formatGiB(v.size_bytes)}`);
+      const option = el('option', { value: v.key }, `${v.quantization} · ${formatSize(v.size_bytes)}`);
       option.selected = v.key === model.selected_variant;
       variant.append(option);
     }
@@ -294,7 +294,7 @@ export class LocalModelsPanel extends Widget {
           ...found.map(result => {
             const variant = el('select', { class: 'lmx-quant' });
             for (const v of result.variants) {
-              const size = typeof v.size_bytes === 'number' ? ` · ${formatGiB(v.size_bytes)}` : '';
+              const size = typeof v.size_bytes === 'number' ? ` · ${formatSize(v.size_bytes)}` : '';
               variant.append(el('option', { value: v.quantization }, `${v.quantization}${size}`));
             }
             return el(
@@ -344,7 +344,7 @@ export class LocalModelsPanel extends Widget {
         const total = job.total_size_bytes ?? 0;
         const done = job.downloaded_bytes ?? 0;
         bar.value = total ? done / total : 0;
-        text.textContent = `${formatGiB(done)} of ${formatGiB(total)}`;
+        text.textContent = `${formatSize(done)} of ${formatSize(total)}`;
         await new Promise(resolve => window.setTimeout(resolve, 1000));
         job = await this.api.downloadStatus(job.job_id);
       }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { estimateBars, estimateLines, formatGiB, formatTTL, instanceStatus, verdict } from '../src/model/format';
+import { estimateBars, estimateLines, formatSize, formatTTL, instanceStatus, verdict } from '../src/model/format';
 import type { EstimateJSON } from '../src/model/types';
 import { loadedInstance } from './fixtures';
 
@@ -20,16 +20,18 @@ function estimate(total: number, vram: number, ram: number, vramRoom: number, pa
 }
 
 describe('memory as lmj load --estimate-only prints it', () => {
-  it('is base-1024 GiB with two decimals', () => {
-    expect(formatGiB(0)).toBe('0.00 GiB');
-    expect(formatGiB(1.5 * GIB)).toBe('1.50 GiB');
-    expect(formatGiB(1_000_000_000)).toBe('0.93 GiB');
-    expect(formatGiB(GIB - 1)).toBe('1.00 GiB');
+  it('is format_size: base-1024 units with two decimals', () => {
+    expect(formatSize(0)).toBe('0 B');
+    expect(formatSize(1023)).toBe('1023 B');
+    expect(formatSize(1.5 * GIB)).toBe('1.50 GiB');
+    expect(formatSize(1_000_000_000)).toBe('953.67 MiB');
+    expect(formatSize(73_150_464)).toBe('69.76 MiB');
+    expect(formatSize(2 * 1024 * GIB)).toBe('2.00 TiB');
   });
 
   it('prints the two estimate lines with their padding and the verdict', () => {
     expect(estimateLines(estimate(2 * GIB, 0, 8 * GIB, 0))).toEqual([
-      'Estimated GPU Memory:   0.00 GiB',
+      'Estimated GPU Memory:   0 B',
       'Estimated Total Memory: 2.00 GiB'
     ]);
     expect(verdict(estimate(1, 0, 1, 0, false))).toBe(
@@ -47,7 +49,7 @@ describe('estimate bars', () => {
 
   it('shows an empty GPU bar on a machine without a GPU', () => {
     const [gpu, total] = estimateBars(estimate(2 * GIB, 0, 8 * GIB, 0));
-    expect(gpu).toMatchObject({ fraction: 0, over: false, text: '0.00 GiB of 0.00 GiB' });
+    expect(gpu).toMatchObject({ fraction: 0, over: false, text: '0 B of 0 B' });
     expect(total).toMatchObject({ fraction: 0.25, over: false });
   });
 

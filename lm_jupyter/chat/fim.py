@@ -9,7 +9,12 @@ when it loads such a file. The prompt is rendered as text with those tokens'
 spellings, as parts (``chat/segments.py``): the FIM tokens are tokenized with special tokens
 parsed, so each becomes its one id, and the code as plain text, so code that contains a FIM
 token's spelling cannot end the prefix early.
-The order is prefix-suffix-middle (PSM), the order all four families were trained with.
+The order is prefix-suffix-middle (PSM), the order all four families were trained with, laid
+out as llama.vim lays out its requests to llama-server's ``/infill``: the prefix's complete lines
+before the suffix token, and the cursor's line so far after the middle token. Typing on a line
+then changes only the prompt's last tokens, so the prefix cache keeps everything before them and
+a keystroke evaluates one or two tokens instead of the whole suffix again; the model continues
+the line, so its answer is still the text that goes at the cursor.
 """
 
 from __future__ import annotations
@@ -79,7 +84,8 @@ def render_fim(
     filename: str = "untitled.py",
 ) -> list[Part]:
     """One PSM prompt as parts: other files first (repository-level format when the model has
-    one), then prefix, suffix, and the middle token the answer continues from."""
+    one), then the prefix's complete lines, the suffix, the middle token and the cursor's line
+    so far, which the answer continues."""
     parts: list[Part] = []
     if extra and tokens.file_sep:
         if tokens.repo:
@@ -89,11 +95,13 @@ def render_fim(
         parts += [(tokens.file_sep, True), (f"{filename}\n", False)]
     elif extra:  # no file separator: other files read as code above this one
         prefix = "".join(chunk.text.rstrip("\n") + "\n" for chunk in extra) + prefix
+    head, newline, line = prefix.rpartition("\n")
     parts += [
         (tokens.prefix, True),
-        (prefix, False),
+        (head + newline, False),
         (tokens.suffix, True),
         (suffix, False),
         (tokens.middle, True),
+        (line, False),
     ]
     return [(text, special) for text, special in parts if text]

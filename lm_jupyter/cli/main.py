@@ -9,12 +9,13 @@ from pathlib import Path
 
 from ..client import discovery
 from ..client.client import Client, LmError
-from ..client.command import add_commands
+from ..client.command import add_commands, unique_match
 from ..client.commands import COMMANDS
 from ..client.tables import Table
 from ..hub.store import import_model, models_dir_from_env
 from . import chat, log_stream
 from .get import add_get_command
+from .load_bar import load_bar
 from .server import add_server_commands
 
 
@@ -42,8 +43,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_shared(args: argparse.Namespace) -> int:
-    """A command ``%lms`` shares (``client/commands.py``): data on stdout, the message on stderr."""
-    result = args.command_action(_client(), args)
+    """A command ``%lms`` shares (``client/commands.py``): data on stdout, the message on stderr;
+    a load draws its progress on a terminal (``%lms load`` shows its own view)."""
+    client = _client()
+    if args.command == "load" and not (args.estimate_only or args.json):
+        args.model = unique_match(args.model, client.models())
+        with load_bar(client, args.model, args.identifier, sys.stderr):
+            result = args.command_action(client, args)
+    else:
+        result = args.command_action(client, args)
     if result.text is not None:
         print(result.text)
     if isinstance(result.data, Table):

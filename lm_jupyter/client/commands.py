@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 from .admin import PRESET, REMOTE, TOKEN
 from .client import Client
@@ -85,26 +86,37 @@ def _load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="the load's (or estimate's) result as JSON data")
 
 
+def load_estimate(client: Client, args: argparse.Namespace) -> dict[str, Any]:
+    """``POST /api/v1/models/estimate`` for a ``load`` command line (``--estimate-only``, and
+    the ``%lms load`` view's bars)."""
+    return client.estimate(
+        args.model,
+        context_length=args.context_length,
+        gpu=args.gpu,
+        flash_attention=args.flash_attention,  # None: the server's default (on)
+    )
+
+
+def loaded_message(result: dict[str, Any], seconds: float) -> str:
+    """What ``lms load`` prints once the model is loaded."""
+    lines = [f"Model loaded successfully in {seconds:.2f}s."]
+    if result.get("message"):
+        lines.append(result["message"])
+    lines.append(f'To use the model in the API/SDK, use the identifier "{result["instance_id"]}".')
+    return "\n".join(lines)
+
+
 def _load(client: Client, args: argparse.Namespace) -> CommandResult:
     args.model = unique_match(args.model, client.models())
     if args.estimate_only:
-        estimate = client.estimate(
-            args.model,
-            context_length=args.context_length,
-            gpu=args.gpu,
-            flash_attention=args.flash_attention,
-        )
+        estimate = load_estimate(client, args)
         if args.json:
             return CommandResult(estimate)
         return CommandResult(text=estimate_text(estimate, context_length=args.context_length, gpu=args.gpu))
     started = time.perf_counter()
     result = client.load(args.model, **load_options(args))
-    identifier = result["instance_id"]
-    lines = [f"Model loaded successfully in {time.perf_counter() - started:.2f}s."]
-    if result.get("message"):
-        lines.append(result["message"])
-    lines.append(f'To use the model in the API/SDK, use the identifier "{identifier}".')
-    return CommandResult(result if args.json else None, "\n".join(lines), loaded=identifier)
+    message = loaded_message(result, time.perf_counter() - started)
+    return CommandResult(result if args.json else None, message, loaded=result["instance_id"])
 
 
 def _unload_arguments(parser: argparse.ArgumentParser) -> None:

@@ -97,6 +97,7 @@ class ChatPlan:
     out: str | None
     response_format: dict[str, Any] | None
     schema_class: Any
+    loading: Any = None  # a LoadDisplay above the chat while its model loads just in time
 
 
 def lookup(namespace: dict[str, Any], name: str, option: str) -> Any:

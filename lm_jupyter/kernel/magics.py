@@ -33,19 +33,13 @@ from ..client.notebook_text import for_notebook, localize
 from .chat_cell import RESULT_VAR, ChatPlan, async_chat_cells, chat_parser, chat_request, expand_line
 from .chat_runner import ExchangeResult, TextView, WidgetView, run_exchange, run_sync
 from .chat_session import ChatInputError, ChatSession, interpolate, parse_structured
+from .load_display import jit_load_display, load_in_view
 from .magic_args import HelpShown, MagicError, MagicParser, split_args
 from .pytools import ToolError
+from .server_status import plural, server_status
 from .widgets._markdown import escape_html
 
 DOWNLOAD_POLL_SECONDS = 0.25  # how often %lms get reads its job's status
-
-
-SOURCES = {
-    "parent": "the Jupyter server that started this kernel (JPY_PARENT_PID)",
-    "env": "the LM_JUPYTER_URL environment variable",
-    "headless": "the headless server's runtime file (lmj server start)",
-    "connect": "%lms connect",
-}
 
 
 def _lms_parser() -> MagicParser:
@@ -77,10 +71,6 @@ def _lms_parser() -> MagicParser:
     log_commands = log.add_subparsers(dest="log_command", metavar="COMMAND", parser_class=MagicParser)
     add_log_stream_arguments(log_commands.add_parser("stream", help="print log events until interrupted"))
     return parser
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 class ChatReply:
@@ -180,8 +170,12 @@ class LmMagics(Magics):
         return self._manager
 
     def _shared(self, args: argparse.Namespace) -> Any:
-        """A command ``lmj`` shares (``client/commands.py``): print its text, return its data."""
-        result = args.command_action(self.client, args)
+        """A command ``lmj`` shares (``client/commands.py``): print its text, return its data.
+        ``load`` in a kernel shows its estimate, progress and measured memory in a LoadView."""
+        if args.command == "load" and not (args.estimate_only or args.json) and _in_kernel(self.shell):
+            result = load_in_view(self.client, args)
+        else:
+            result = args.command_action(self.client, args)
         for text in (result.text, result.message):
             if text:
                 print(for_notebook(str(text)))
@@ -255,44 +249,12 @@ class LmMagics(Magics):
         if self._client is not None:
             self._client.close()
         self._client, self.started_server = client, False
-        print(f"Connected to {url} ({_plural(count, 'model')} available).")
+        print(f"Connected to {url} ({plural(count, 'model')} available).")
 
     def _lms_server(self, args: argparse.Namespace) -> dict[str, Any] | None:
         if args.server_command != "status":
             raise MagicError("%lms server: the only command is `%lms server status [--json]`.")
-        client = self.client
-        server = client.server
-        status: dict[str, Any] = {
-            "url": server.url,
-            "source": server.source,
-            "pid": server.pid,
-            "started_by_kernel": self.started_server,
-            "running": False,
-        }
-        try:
-            models = client.models()
-        except LmError as exc:
-            status["error"] = str(exc)
-        else:
-            status["running"] = True
-            status["models"] = len(models)
-            status["loaded"] = sum(len(model["loaded_instances"]) for model in models)
-        if args.json:
-            return status
-        how = SOURCES.get(server.source, server.source)
-        if self.started_server:
-            how = "started by this kernel (no other server was found)"
-        pid = f" (pid {server.pid})" if server.pid else ""
-        print(f"Server:   lm_jupyter at {server.url}{pid}")
-        print(f"Found by: {how}")
-        if status["running"]:
-            print(
-                f"Status:   running; {_plural(status['models'], 'model')} downloaded, "
-                f"{status['loaded']} loaded"
-            )
-        else:
-            print(f"Status:   not reachable: {status['error']}")
-        return None
+        return server_status(self.client, self.started_server, args.json)
 
     # -- %%chat --------------------------------------------------------------------------
 
@@ -307,12 +269,15 @@ class LmMagics(Magics):
         plan = self._chat_plan(line, cell)
         if plan is None:
             return None
+        outcome = None
         try:
             client, request, view = self.client, plan.request, plan.view
             outcome = run_sync(lambda: run_exchange(client, self.session, request, view), view.request_stop)
         except (MagicError, LmError) as exc:
             self._report(exc)
             return None
+        finally:
+            _end_loading(plan, outcome)
         self._chat_done(plan, outcome)
         return None
 
@@ -321,11 +286,14 @@ class LmMagics(Magics):
         plan = self._chat_plan(expand_line(line, self.shell.user_ns), cell)
         if plan is None:
             return
+        outcome = None
         try:
             outcome = await run_exchange(self.client, self.session, plan.request, plan.view)
         except (MagicError, LmError) as exc:
             self._report(exc)
             return
+        finally:
+            _end_loading(plan, outcome)
         self._chat_done(plan, outcome)
 
     def _chat_plan(self, line: str, cell: str | None) -> ChatPlan | None:
@@ -346,11 +314,14 @@ class LmMagics(Magics):
             namespace = self.shell.user_ns if self.shell is not None else {}
             request, schema_class = chat_request(args, interpolate(text, namespace), namespace)
             request.model = self._chat_model(args.model)
-            if _in_kernel(self.shell):
+            loading = None
+            if _in_kernel(self.shell):  # above the chat: the model's just-in-time load, if it needs one
+                loading = jit_load_display(self.client, request.model)
                 view: WidgetView | TextView = WidgetView(request.prompt, request.model, args.reasoning)
             else:
                 view = TextView(args.reasoning)
-            return ChatPlan(request, view, args.out, request.options.get("response_format"), schema_class)
+            form = request.options.get("response_format")
+            return ChatPlan(request, view, args.out, form, schema_class, loading)
         except HelpShown:
             return None
         except (MagicError, LmError, ChatInputError, ToolError) as exc:
@@ -418,6 +389,12 @@ class LmMagics(Magics):
         raise MagicError(
             f"%%chat: {len(loaded)} models are loaded ({', '.join(loaded)}); name one: `%%chat MODEL`."
         )
+
+
+def _end_loading(plan: ChatPlan, outcome: ExchangeResult | None) -> None:
+    """The chat's load view ends with the exchange (its copy stays above the chat's)."""
+    if plan.loading is not None:
+        plan.loading.end(failed=outcome is None or outcome.failed)
 
 
 def _in_kernel(shell: Any) -> bool:

@@ -39,6 +39,7 @@ from . import (
 )
 from .auth import REQUIRE_AUTH_SETTING
 from .downloads import DOWNLOADS_SETTING, Downloads
+from .load_progress import LOAD_PROGRESS_SETTING, LoadProgress
 from .log_bus import LOG_BUS_SETTING, LogBus
 from .presets import PRESETS_SETTING, PresetStore, presets_dir_from_env
 from .remote_config import RemoteConfig, default_remotes_file
@@ -179,9 +180,12 @@ class LmJupyterApp(ExtensionApp):
         self.log_bus = LogBus()
         self.log_bus.secrets.add(getattr(self.serverapp.identity_provider, "token", "") or "")
         self.manager.listeners.append(self.log_bus.manager_event)
+        load_progress = LoadProgress()
+        self.manager.listeners.append(load_progress.manager_event)
         self.settings.update(
             {
                 LOG_BUS_SETTING: self.log_bus,
+                LOAD_PROGRESS_SETTING: load_progress,
                 TOKENS_SETTING: TokenStore(Path(self.tokens_file).expanduser()),
                 PRESETS_SETTING: PresetStore(Path(self.presets_dir).expanduser()),
                 DOWNLOADS_SETTING: Downloads(self.manager),

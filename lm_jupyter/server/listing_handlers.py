@@ -10,6 +10,7 @@ from ..api import remote as remote_shapes
 from ..api.errors import APIError
 from ..engine.remote.routing import RoutedManager
 from .handlers import BaseHandler
+from .load_progress import LOAD_PROGRESS_SETTING
 
 
 class _ListingHandler(BaseHandler):
@@ -86,6 +87,9 @@ class V1ModelsHandler(_ListingHandler):
             for group in await self.manager.catalog()
             if self.get_argument("loaded", None) is None or group.described()
         ]
+        progress = self.settings.get(LOAD_PROGRESS_SETTING)
+        if progress is not None:  # ours: how far each loading instance is (server/load_progress.py)
+            progress.annotate(models)
         if self.get_argument("loaded", None) is None:
             models += [remote_shapes.v1_remote_model(model) for model in await self.remote_models()]
         self.write_json({"models": models})

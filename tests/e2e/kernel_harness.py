@@ -26,6 +26,7 @@ class Run:
     """The iopub messages one execution produced."""
 
     messages: list[dict[str, Any]] = field(default_factory=list)
+    msg_id: str = ""
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [m["content"] for m in self.messages if m["msg_type"] == kind]
@@ -65,7 +66,7 @@ def stop_kernel(kernel: Kernel) -> None:
 def execute(kernel: Kernel, code: str, timeout: float = 30, on_message: Any = None) -> Run:
     """Run ``code`` and collect its output messages until the kernel is idle again."""
     msg_id = kernel.kc.execute(code)
-    run = Run()
+    run = Run(msg_id=msg_id)
     deadline = time.monotonic() + timeout
     while True:
         msg = kernel.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
@@ -78,6 +79,15 @@ def execute(kernel: Kernel, code: str, timeout: float = 30, on_message: Any = No
             run.messages.append(msg)
             if on_message is not None:
                 on_message(msg)
+
+
+def execute_reply(kernel: Kernel, run: Run, timeout: float = 10) -> dict[str, Any]:
+    """The shell channel's reply to ``run`` (its ``payload`` holds ``set_next_input``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kernel.kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") == run.msg_id and msg["msg_type"] == "execute_reply":
+            return dict(msg["content"])
 
 
 @dataclass
@@ -108,17 +118,32 @@ def widget_states(run: Run) -> dict[str, ViewState]:
     return states
 
 
-def chat_view(run: Run) -> ViewState:
-    """The one ChatView a %%chat cell showed, with the Markdown copy that replaced it at the end
-    (``markdown``: its plain text; the rendered copy is ``static``)."""
-    views = [v for v in widget_states(run).values() if v.state.get("_anywidget_id", "").endswith("ChatView")]
+VIEW_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def finished_view(run: Run, widget_class: str) -> ViewState:
+    """The one widget of ``widget_class`` the run showed, with the Markdown copy that replaced
+    its output at the end (``markdown``: its plain text; the rendered copy is ``static``)."""
+    views = {
+        comm_id: v
+        for comm_id, v in widget_states(run).items()
+        if v.state.get("_anywidget_id", "").endswith(widget_class)
+    }
     assert len(views) == 1, run.messages
-    (shown,), updates = run.of("display_data"), run.of("update_display_data")
-    assert "application/vnd.jupyter.widget-view+json" in shown["data"] and updates, run.messages
-    final = updates[-1]["data"]  # the finished exchange: no widget view left to lose on reopen
+    ((comm_id, view),) = views.items()
+    (shown,) = [c for c in run.of("display_data") if c["data"].get(VIEW_MIME, {}).get("model_id") == comm_id]
+    display_id = shown["transient"]["display_id"]
+    updates = [c for c in run.of("update_display_data") if c["transient"]["display_id"] == display_id]
+    assert updates, run.messages
+    final = updates[-1]["data"]  # the finished view: no widget view left to lose on reopen
     assert set(final) == {"text/markdown", "text/plain"}, final
-    views[0].markdown, views[0].static = final["text/plain"], final["text/markdown"]
-    return views[0]
+    view.markdown, view.static = final["text/plain"], final["text/markdown"]
+    return view
+
+
+def chat_view(run: Run) -> ViewState:
+    """The one ChatView a %%chat cell showed, with its Markdown copy."""
+    return finished_view(run, "ChatView")
 
 
 def streamed_text(msg: dict[str, Any]) -> bool:

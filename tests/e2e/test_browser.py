@@ -35,8 +35,9 @@ from tiny_gguf import write_tiny_model
 
 from tests.conftest import write_test_models
 
-from .forced_output import ANSWER, REASONING, THINK_MODEL, write_ipython_dir
+from .forced_output import ANSWER, CODE, CODE_MODEL, REASONING, THINK_MODEL, write_ipython_dir
 from .jupyterlab import run_jupyterlab, slow_hub
+from .saved_outputs import check_saved
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +64,17 @@ STOP_NOTEBOOK = {
     "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
     "nbformat": 4,
     "nbformat_minor": 5,
+}  # fmt: skip
+# A chat whose answer is a code block and then goes on (tests/e2e/forced_output.py), so its
+# Copy and "Insert as cell" buttons are clicked while the cell still runs.
+CODE_NOTEBOOK = {
+    **STOP_NOTEBOOK,
+    "cells": [
+        {"cell_type": "code", "execution_count": None, "id": "load", "metadata": {}, "outputs": [],
+         "source": f"%load_ext lm_jupyter\n%lms load {CODE_MODEL} --context-length 32768"},
+        {"cell_type": "code", "execution_count": None, "id": "chat", "metadata": {}, "outputs": [],
+         "source": f"%%chat {CODE_MODEL} --max-tokens -1 --temperature 0\nShow me some code."},
+    ],
 }  # fmt: skip
 
 
@@ -109,9 +121,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, hub: StandinHub) -> Iterator[L
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     (root / "notebooks" / "stop.ipynb").write_text(json.dumps(STOP_NOTEBOOK))
+    (root / "notebooks" / "code.ipynb").write_text(json.dumps(CODE_NOTEBOOK))
     models_dir = write_test_models(root / "models")
     endless = models_dir / "test" / "tiny-endless-GGUF" / "tiny-endless-F32.gguf"
     write_tiny_model(endless, context_length=32768, seed=1)
+    code = models_dir / "test" / "tiny-code-GGUF" / "tiny-code-F32.gguf"
+    write_tiny_model(code, name="tiny-code", context_length=32768, endless=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LM_JUPYTER_", "JPY_", "HF_"))}
     env.update(
         HF_ENDPOINT=hub.endpoint,
@@ -120,6 +135,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory, hub: StandinHub) -> Iterator[L
         JUPYTER_RUNTIME_DIR=str(root / "runtime"),
         IPYTHONDIR=str(write_ipython_dir(root / "ipython")),
         LM_JUPYTER_QUICKSTART_MODEL=THINK_MODEL,
+        LM_JUPYTER_TOOLS_MODEL="test/tiny-tools",
+        LM_JUPYTER_REASONING_MODEL=THINK_MODEL,
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
     )
     with run_jupyterlab(root / "notebooks", models_dir, env, root / "lab.log") as (url, token):
@@ -168,6 +185,88 @@ def test_quickstart(lab: Lab, ui: str) -> None:
             browser.close()
 
 
+def test_code_blocks_and_the_reasoning_demo(lab: Lab) -> None:
+    """JupyterLab (the widget code is the same in Notebook 7): a live answer's code block is
+    highlighted in the theme's editor colours, Copy puts it on the clipboard (read back) and
+    "Insert as cell" adds it as a cell below; then tools-and-reasoning.ipynb runs, its reasoning
+    chat showing an open, foldable reasoning section."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(REPO / "notebooks" / "tools-and-reasoning.ipynb", lab.root / "tools-and-reasoning.ipynb")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--disable-background-networking", "--no-sandbox", "--disable-dev-shm-usage"],
+        )
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"]
+        )
+        page = context.new_page()
+        try:
+            check_code_block(page, lab)
+            check_reasoning_demo(page, lab)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "code-and-reasoning-last-page.png"), full_page=True)
+            browser.close()
+
+
+def check_code_block(page: Any, lab: Lab) -> None:
+    run_all(page, lab.page("code.ipynb"))
+    view = page.locator(".lmj-chat").first
+    block = view.locator("pre.lmj-code").first
+    block.wait_for(timeout=90_000)
+    assert block.locator("code").inner_text() == CODE
+    # JupyterLab's own editor colours: the theme variable's colour, whatever the theme is
+    for kind in ("number", "comment"):
+        shown, theme = block.locator(f".lmj-hl-{kind}").first.evaluate(
+            """(node, kind) => {
+                const probe = document.createElement("span");
+                probe.style.color = `var(--jp-mirror-editor-${kind}-color)`;
+                document.body.append(probe);
+                const colour = getComputedStyle(probe).color;
+                probe.remove();
+                return [getComputedStyle(node).color, colour];
+            }""",
+            kind,
+        )
+        assert shown == theme and theme not in ("", "rgb(0, 0, 0)"), (kind, shown, theme)
+    copy = block.locator("button.lmj-code-copy")
+    copy.click()
+    page.wait_for_function("() => document.querySelector('.lmj-code-copy').textContent === 'Copied'")
+    assert page.evaluate("navigator.clipboard.readText()") == CODE
+    block.locator("button.lmj-code-insert").click()
+    block.screenshot(path=str(ARTIFACTS / "chat-code-block.png"))
+    view.locator(".lmj-chat-stop").click()
+    page.locator(".lmj-chat-static[data-status='stopped']").wait_for(timeout=30_000)
+    # the code is now a cell of its own, right below the chat's cell
+    editors = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea .cm-content")
+    deadline = time.monotonic() + 20
+    while [text.strip() for text in editors.all_inner_texts()][2:3] != [CODE]:
+        assert time.monotonic() < deadline, editors.all_inner_texts()
+        time.sleep(0.2)
+    page.screenshot(path=str(ARTIFACTS / "chat-code-inserted.png"), full_page=True)
+    http = httpx.Client(base_url=lab.url, headers={"Authorization": f"token {lab.token}"})
+    for session in http.get("api/sessions").json():  # free the endless model's kernel
+        http.delete(f"api/sessions/{session['id']}")
+
+
+def check_reasoning_demo(page: Any, lab: Lab) -> None:
+    run_all(page, lab.page("tools-and-reasoning.ipynb"))
+    chat = page.locator(".lmj-chat-static[data-status='done']", has_text=ANSWER).first
+    chat.wait_for(timeout=240_000)
+    chat.scroll_into_view_if_needed()
+    reasoning = chat.locator("details")
+    assert reasoning.get_attribute("open") is not None  # --reasoning show: open
+    assert reasoning.locator("summary").inner_text() == "Reasoning"
+    assert chat.get_by_text(REASONING).is_visible()
+    chat.screenshot(path=str(ARTIFACTS / "tools-and-reasoning-reasoning.png"))
+    reasoning.locator("summary").click()  # and foldable
+    assert reasoning.get_attribute("open") is None and not chat.get_by_text(REASONING).is_visible()
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=120_000)
+
+
 def run_all(page: object, url: str) -> None:
     """Open a notebook, wait for its kernel, run all cells from the Run menu (both UIs have it)."""
     page.goto(url)  # type: ignore[attr-defined]
@@ -213,8 +312,11 @@ def check_chat_view(page: object, prefix: str) -> None:
 
 def check_static_chat(done: Any) -> None:
     """A finished chat as the saved notebook shows it: prompt, reasoning, answer, footer."""
+    from playwright.sync_api import expect
+
     assert done.is_visible()
-    assert ANSWER in done.inner_text()
+    # JupyterLab lays out a cell scrolled into view on a later frame (content-visibility)
+    expect(done).to_contain_text(ANSWER, use_inner_text=True, timeout=15_000)
     assert done.locator("blockquote").inner_text().strip() == "Write a haiku about Jupyter notebooks."
     reasoning = done.locator("details")
     assert reasoning.count() == 1 and reasoning.locator("summary").inner_text() == "Reasoning"
@@ -236,6 +338,8 @@ def check_reopen(page: Any, lab: Lab, ui: str, prefix: str) -> None:
     markdown = ["".join(out.get("data", {}).get("text/markdown", "")) for out in outputs]
     chats = [out for out, text in zip(outputs, markdown, strict=True) if "lmj-chat-static" in text]
     assert len(chats) == 2 and all(WIDGET_VIEW not in out["data"] for out in chats)
+    assert any("lmj-load-static" in text for text in markdown)  # %lms load's view, as its copy
+    check_saved(saved)  # as GitHub's viewer reads it: no widget-only output, text in styled ones
     http = httpx.Client(base_url=lab.url, headers={"Authorization": f"token {lab.token}"})
     for session in http.get("api/sessions").json():  # the kernel goes; its widget models with it
         assert http.delete(f"api/sessions/{session['id']}").status_code == 204
@@ -263,7 +367,11 @@ def check_reopen(page: Any, lab: Lab, ui: str, prefix: str) -> None:
 
 
 def check_model_manager(page: object, prefix: str) -> None:
-    """``%lms``: click a model, and the estimate bars appear against free memory."""
+    """``%lms load``'s view ended as its copy (estimate beside the measured memory); ``%lms``:
+    click a model, and the estimate bars appear against free memory."""
+    loaded = page.locator(".lmj-load-static[data-status='loaded']").first  # type: ignore[attr-defined]
+    loaded.wait_for(timeout=60_000)
+    assert "Measured" in loaded.inner_text() and THINK_MODEL in loaded.inner_text()
     manager = page.locator(".lmj-mm").first  # type: ignore[attr-defined]
     manager.wait_for(timeout=60_000)
     row = manager.locator(f"tr.lmj-mm-model[data-key='{THINK_MODEL}']")
@@ -285,6 +393,7 @@ def check_model_manager(page: object, prefix: str) -> None:
     assert " free" in total.locator(".lmj-mm-bar-value").inner_text()
     assert "lmj-mm-bar-bad" not in (total.get_attribute("class") or "")
     assert manager.locator(".lmj-mm-verdict").inner_text() == "Fits in memory."
+    assert manager.locator(".lmj-mm-where").inner_text() == "Runs on the CPU."
     manager.screenshot(path=str(ARTIFACTS / f"{prefix}model-manager-estimate.png"))
     assert not page.locator(".lmj-mm-static").first.is_visible()  # the saved copy hides while live
 

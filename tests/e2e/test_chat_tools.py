@@ -16,7 +16,16 @@ import pytest
 
 from lm_jupyter.client.discovery import ServerInfo
 
-from .kernel_harness import Kernel, chat_view, execute, send_custom, start_kernel, stop_kernel, value
+from .kernel_harness import (
+    Kernel,
+    chat_view,
+    execute,
+    execute_reply,
+    send_custom,
+    start_kernel,
+    stop_kernel,
+    value,
+)
 
 pytestmark = pytest.mark.timeout(180)
 QWEN_TIMEOUT = 500  # a 1.5B model on a shared CPU: two requests of a few hundred prompt tokens
@@ -112,6 +121,33 @@ def test_tool_calls_wait_for_the_users_approval(kernel: Kernel) -> None:
     assert view.state["status"] == "done"
 
 
+def test_insert_as_cell_becomes_the_cells_next_input(kernel: Kernel) -> None:
+    """A code block's "Insert as cell" sends ``{"type": "insert", "code"}`` while the cell runs
+    (here: while it waits for a tool approval); the kernel answers the cell with IPython's
+    ``set_next_input`` payload, which JupyterLab and Notebook 7 turn into a new cell below."""
+    comm: dict[str, str] = {}
+    sent: list[bool] = []
+
+    def insert_then_skip(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "comm_open":
+            comm["id"] = msg["content"]["comm_id"]
+        state = msg["content"].get("data", {}).get("state", {}) if msg["msg_type"] == "comm_msg" else {}
+        if state.get("status") == "approval" and not sent:
+            sent.append(True)
+            send_custom(kernel, comm["id"], {"type": "insert", "code": "print('from the chat')\n"})
+            (pending,) = [b for b in state["blocks"] if b["type"] == "tool" and b["status"] == "pending"]
+            send_custom(kernel, comm["id"], {"type": "decide", "id": pending["id"], "allow": False})
+
+    cell = f"%%chat {TOOLS} --new --tools TOOLS --tool-choice paint --max-tokens 100\nPaint it."
+    run = execute(kernel, cell, timeout=150, on_message=insert_then_skip)
+    run.assert_no_error()
+    assert sent, "the cell never asked for approval"
+    payload = execute_reply(kernel, run)["payload"]
+    assert [(p["source"], p["text"], p["replace"]) for p in payload] == [
+        ("set_next_input", "print('from the chat')", False)
+    ]
+
+
 def test_structured_output(kernel: Kernel) -> None:
     execute(
         kernel,
@@ -160,7 +196,8 @@ def test_reasoning_view(kernel: Kernel, mode: str) -> None:
     elif mode == "collapse":
         assert "<details><summary>Reasoning</summary>\n\nWeigh both sides.\n\n</details>" in view.markdown
     else:
-        assert "*Reasoning:*\n\n> Weigh both sides." in view.markdown
+        opened = "<details open><summary>Reasoning</summary>\n\nWeigh both sides.\n\n</details>"
+        assert opened in view.markdown  # open, and still foldable
 
 
 @pytest.mark.slow

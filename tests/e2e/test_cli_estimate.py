@@ -21,6 +21,7 @@ import pytest
 
 from lm_jupyter.client.client import Client
 from lm_jupyter.client.discovery import ServerInfo, free_port, start_headless, stop_process
+from lm_jupyter.client.tables import format_size
 from lm_jupyter.kernel.magics import LmMagics
 from tests.e2e.test_cli import lmj
 from tests.tiny_gguf import write_tiny_model
@@ -55,8 +56,11 @@ def test_estimate_only_prints_lm_studios_format(capped: tuple[ServerInfo, dict[s
     lines = fits.stdout.splitlines()
     assert lines[0] == f"Model: {MODEL}"
     assert lines[1] == "Context Length: 4,096"
-    assert re.fullmatch(r"Estimated GPU Memory:   \d+\.\d\d GiB", lines[2])
-    assert re.fullmatch(r"Estimated Total Memory: 0\.0[12] GiB", lines[3])  # ~15 MiB
+    # format_size, the one unit of every size and memory figure (client/tables.py)
+    assert re.fullmatch(r"Estimated GPU Memory:   (0 B|\d+\.\d\d [KMG]iB)", lines[2])
+    assert re.fullmatch(r"Estimated Total Memory: 1\d\.\d\d MiB", lines[3])  # ~15 MiB
+    same = lmj(env, "load", MODEL, "--estimate-only", "-c", "4096", "--flash-attention", "--json")
+    assert lines[3].split(": ", 1)[1].strip() == format_size(json.loads(same.stdout)["memory"]["totalBytes"])
     assert lines[4:] == ["", "Estimate: This model may be loaded based on your resource guardrails settings."]
 
     refused = lmj(env, "load", MODEL, "--estimate-only", "--gpu", "0.5")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import gguf
+import pytest
 
 from lm_jupyter.client.discovery import ServerInfo
+from tests.conftest import QWEN_KEY
 from tests.e2e import test_cli as cli
+from tests.e2e.terminal import LMJ, Terminal, wait_until
 from tests.tiny_gguf import write_tiny_model
 
 PS_FIELDS = {
@@ -81,3 +85,32 @@ def test_ls_variants(server: ServerInfo, models_dir: Path) -> None:
         e for e in json.loads(lmj(server, "ls", "--json").stdout) if e["modelKey"] == "test/tiny-quants"
     )
     assert entry["selectedVariant"] == "test/tiny-quants@q8_0" and len(entry["variants"]) == 2
+
+
+@pytest.mark.slow
+def test_load_draws_a_progress_bar_on_a_terminal(server: ServerInfo) -> None:
+    """On a terminal ``lmj load`` draws the server's load progress (Qwen takes seconds to load,
+    so the bar is seen moving) and ends it at 100%; piped, the message comes alone."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JPY_")}
+    env |= {"LM_JUPYTER_URL": server.url, "LM_JUPYTER_TOKEN": server.token}
+    terminal = Terminal([*LMJ, "load", QWEN_KEY, "-c", "2048", "--identifier", "bar-qwen"], env)
+    try:
+        frames = set()
+
+        def finished() -> bool:
+            screen = terminal.screen()
+            frames.update(re.findall(r"Loading model \[[# ]+\]\s+(\d+\.\d)%", screen))
+            return terminal.exit_status() is not None
+
+        wait_until(finished, timeout=300, what="lmj load to finish")
+        screen = terminal.screen()
+        assert terminal.exit_status() == 0, screen
+        assert "Loading model [" + "#" * 30 + "] 100.0%" in screen
+        assert any(float(frame) < 100 for frame in frames), frames  # drawn while it loaded
+        assert screen.index("100.0%") < screen.index("Model loaded successfully")
+    finally:
+        terminal.close()
+        lmj(server, "unload", "bar-qwen")
+    piped = lmj(server, "load", "test/tiny-chat", "--identifier", "bar-tiny")
+    lmj(server, "unload", "bar-tiny")
+    assert piped.returncode == 0 and "Loading model" not in piped.stderr, piped.stderr

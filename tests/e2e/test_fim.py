@@ -23,7 +23,8 @@ LEGACY = "test/tiny-fim-legacy"
 VOCAB = "test/tiny-fim-vocab"  # FIM tokens in the vocabulary, none named in the header
 PLAIN = "test/tiny-chat"
 PREFIX, SUFFIX = "def hello(", ")\n    return the world\n"
-HAND_WRITTEN = f"<|fim_prefix|>{PREFIX}<|fim_suffix|>{SUFFIX}<|fim_middle|>"
+# llama.vim's layout: the cursor's line (here all of PREFIX) follows the middle token
+HAND_WRITTEN = f"<|fim_prefix|><|fim_suffix|>{SUFFIX}<|fim_middle|>{PREFIX}"
 
 
 def write_fim_models(root: Path) -> Path:
@@ -120,10 +121,25 @@ def test_input_extra_goes_before_the_prefix(client):
     extra = [{"filename": "util.py", "text": "import os"}]
     with_extra = complete(client, model=FIM, prompt=PREFIX, suffix=SUFFIX, input_extra=extra)
     by_hand = complete(
-        client, model=FIM, prompt=f"<|fim_prefix|>import os\n{PREFIX}<|fim_suffix|>{SUFFIX}<|fim_middle|>"
+        client, model=FIM, prompt=f"<|fim_prefix|>import os\n<|fim_suffix|>{SUFFIX}<|fim_middle|>{PREFIX}"
     )
     assert with_extra["choices"][0]["text"] == by_hand["choices"][0]["text"]
     assert with_extra["usage"]["prompt_tokens"] == by_hand["usage"]["prompt_tokens"]
+
+
+def test_a_keystroke_reuses_the_cached_prompt(client):
+    """The cursor's line follows the middle token, so typing on it changes only the prompt's
+    end and the prefix cache keeps the rest (in plain PSM order the whole suffix came after the
+    change and was evaluated again on every keystroke)."""
+    lines = "".join(f"value_{i} = compute({i}, scale={i * 3})\n" for i in range(6))
+    suffix = "\n\nprint(total)\nprint(value_5)\n"
+    first = complete(client, model=FIM, prompt=lines + "total = value_1", suffix=suffix, max_tokens=4)
+    second = complete(client, model=FIM, prompt=lines + "total = value_1 +", suffix=suffix, max_tokens=4)
+    usage = second["usage"]
+    assert first["usage"]["prompt_tokens"] > 40
+    # the two typed characters, the token they may re-merge with and the one re-evaluated for
+    # its logits; the old layout evaluated the 30-character suffix again (over 30 tokens here)
+    assert usage["prompt_tokens"] - usage["prompt_tokens_details"]["cached_tokens"] <= 4, usage
 
 
 def test_infill_answers_in_llama_servers_shape(client):

@@ -28,6 +28,7 @@ from hub_standin import StandinHub
 from tiny_gguf import write_tiny_model
 
 from lm_jupyter.client.estimate_view import estimate_text
+from lm_jupyter.client.tables import format_size
 from scripts.build_labextension import OUTPUT, build
 from tests.e2e.jupyterlab import run_jupyterlab, slow_hub
 
@@ -181,7 +182,17 @@ def test_panel_loads_and_unloads_with_the_status_bar(lab: Lab, page):
     instance.wait_for(timeout=60_000)
     wait_for_text(instance.locator(".lmx-status"), lambda text: text == "idle")  # "loading" first
     status = page.locator("#lmx-statusbar")
-    wait_for_text(status, lambda text: text.startswith(PLAIN) and "GiB" in text)
+    # the instance's memory, the figure `lmj ps` and `%lms ps` show (format_size), not another
+    with lab.http as http:
+
+        def ps_memory() -> str:
+            listing = http.get("api/v1/models").json()["models"]
+            (memory,) = [
+                i["memory_bytes"] for m in listing for i in m["loaded_instances"] if i["id"] == PLAIN
+            ]
+            return format_size(memory)
+
+        wait_for_text(status, lambda text: text.startswith(PLAIN) and text.endswith(f" · {ps_memory()}"))
     log = panel.locator(".lmx-log")  # the live log (server and model events) saw the load
     wait_for_text(log, lambda text: f"Loaded {PLAIN} as '{PLAIN}'" in text)
     assert panel.locator(".lmx-base-url").inner_text() == f"{lab.url}v1"

@@ -26,6 +26,7 @@ from .kernel_harness import (
     Kernel,
     chat_view,
     execute,
+    finished_view,
     send_custom,
     start_kernel,
     stop_kernel,
@@ -110,8 +111,9 @@ def test_lms_commands(kernel: Kernel, magics_server: ServerInfo) -> None:
 
     run = execute(kernel, f"%lms load {CHAT}")
     run.assert_no_error()
-    assert "Model loaded successfully in " in run.stdout
-    assert f'To use the model in the API/SDK, use the identifier "{CHAT}".' in run.stdout
+    loaded = finished_view(run, "LoadView").static  # the view's copy (tests/e2e/test_load_view.py)
+    assert "Model loaded successfully in " in loaded
+    assert f'To use the model in the API/SDK, use the identifier "{CHAT}".' in loaded
 
     run = execute(kernel, "%lms ps")
     run.assert_no_error()

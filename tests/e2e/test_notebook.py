@@ -17,6 +17,7 @@ from nbclient import NotebookClient
 from lm_jupyter.client.discovery import ServerInfo
 
 from .forced_output import ANSWER, REASONING, write_ipython_dir
+from .saved_outputs import check_saved
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -30,7 +31,8 @@ def run_notebook(
     cell_timeout: int = 180,
     **env: str,
 ) -> list[Any]:
-    """Execute ``notebooks/NAME`` and return each code cell's outputs."""
+    """Execute ``notebooks/NAME``, save it (and check that the saved file reads without a kernel
+    or styles, as GitHub shows it: ``saved_outputs.py``), and return each code cell's outputs."""
     monkeypatch.setenv("LM_JUPYTER_URL", server.url)
     monkeypatch.setenv("LM_JUPYTER_TOKEN", server.token)
     monkeypatch.setenv("IPYTHONDIR", str(write_ipython_dir(tmp_path / "ipython")))
@@ -41,6 +43,8 @@ def run_notebook(
     NotebookClient(
         notebook, timeout=cell_timeout, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute()
+    nbformat.write(notebook, tmp_path / name)
+    check_saved(tmp_path / name)
     cells = [cell.outputs for cell in notebook.cells if cell.cell_type == "code"]
     errors = [out for outputs in cells for out in outputs if out.output_type == "error"]
     assert not errors, errors
@@ -108,7 +112,8 @@ def test_tools_and_reasoning(server: ServerInfo, monkeypatch: pytest.MonkeyPatch
     conversions = text(cells[4])
     assert "celsius" in conversions or "fahrenheit" in conversions
     assert "Review(sentiment=" in text(cells[7])
-    assert f"*Reasoning:*\n\n> {REASONING}\n\n{ANSWER}" in reasoning_chat
+    opened = f"<details open><summary>Reasoning</summary>\n\n{REASONING}\n\n</details>"
+    assert f"{opened}\n\n{ANSWER}" in reasoning_chat  # open and foldable, as --reasoning show asks
     assert "**tool result**" not in text(cells[9])  # history: --new started the reasoning chat
     assert ANSWER in text(cells[9])
 

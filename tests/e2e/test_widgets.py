@@ -182,7 +182,8 @@ def test_chat_view_state_and_messages(recording_comm: list) -> None:
     data, _ = view._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data
     assert data["text/markdown"] == (
-        "> Hi\n\n*Reasoning:*\n\n> hmm\n\nHello **you**\n\n**Tool call** `f({})`\n\n```\n1\n```\n\n"
+        "> Hi\n\n<details open><summary>Reasoning</summary>\n\nhmm\n\n</details>\n\n"
+        "Hello **you**\n\n**Tool call** `f({})`\n\n```\n1\n```\n\n"
         "<sub>m · 3 tokens</sub>"
     )
     assert data["text/plain"] == data["text/markdown"]

@@ -80,15 +80,29 @@ def test_tokens_found_in_a_long_vocabulary(tmp_path):
 
 def test_psm_order_with_only_the_fim_tokens_special():
     tokens = FimTokens("<P>", "<S>", "<M>")
-    assert render_fim(tokens, "a = ", "\nb = 2") == [
+    assert render_fim(tokens, "x = 1\na = ", "\nb = 2") == [
         ("<P>", True),
-        ("a = ", False),
+        ("x = 1\n", False),
         ("<S>", True),
         ("\nb = 2", False),
         ("<M>", True),
+        ("a = ", False),
     ]
-    # code that spells a FIM token stays code; an empty suffix is no part
-    assert render_fim(tokens, "<M>", "") == [("<P>", True), ("<M>", False), ("<S>", True), ("<M>", True)]
+    # code that spells a FIM token stays code; an empty suffix or prefix is no part
+    assert render_fim(tokens, "<M>", "") == [("<P>", True), ("<S>", True), ("<M>", True), ("<M>", False)]
+
+
+def test_the_cursors_line_follows_the_middle_token():
+    """llama.vim's layout: a keystroke on a line changes only what follows the middle token, so
+    every token before it stays in the prefix cache; a finished line moves into the prefix."""
+    tokens = FimTokens("<P>", "<S>", "<M>")
+    before = render_fim(tokens, "def f(x):\n    return x", "\n\nprint(f(2))\n")
+    after = render_fim(tokens, "def f(x):\n    return x +", "\n\nprint(f(2))\n")
+    assert before[:-1] == after[:-1]
+    assert (before[-1], after[-1]) == (("    return x", False), ("    return x +", False))
+    enter = render_fim(tokens, "def f(x):\n    return x + 1\n", "\n\nprint(f(2))\n")
+    assert enter[1] == ("def f(x):\n    return x + 1\n", False)
+    assert enter[-1] == ("<M>", True)
 
 
 def text(parts) -> str:
@@ -101,14 +115,14 @@ def test_other_files_in_repository_format():
     extra = [InputExtra(filename="util.py", text="X = 1\n")]
     assert text(render_fim(tokens, "y = ", "", extra, filename="main.py")) == (
         "<|repo_name|>project\n<|file_sep|>util.py\nX = 1\n<|file_sep|>main.py\n"
-        "<|fim_prefix|>y = <|fim_suffix|><|fim_middle|>"
+        "<|fim_prefix|><|fim_suffix|><|fim_middle|>y = "
     )
 
 
 def test_other_files_without_a_separator_join_the_prefix():
     tokens = FimTokens("<P>", "<S>", "<M>")
     extra = [InputExtra(text="import os"), InputExtra(text="X = 1\n")]
-    assert text(render_fim(tokens, "y", "", extra)) == "<P>import os\nX = 1\ny<S><M>"
+    assert text(render_fim(tokens, "y", "", extra)) == "<P>import os\nX = 1\n<S><M>y"
 
 
 def test_infill_reads_llama_servers_names():

@@ -53,3 +53,20 @@ def test_notebook_messages_name_lms() -> None:
     assert for_notebook("Start one with `lmj server start`; lmj import PATH; lmj lsx") == (
         "Start one with `lmj server start`; lmj import PATH; lmj lsx"
     )
+
+
+def test_escaped_model_text_renders_its_backslashes_and_maths_through_nbconvert() -> None:
+    """CommonMark eats a backslash before punctuation; maths written as \\(..\\) or \\[..\\] is
+    given the $ delimiters every renderer typesets. Rendered by nbconvert's own Markdown."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    text = r"Use \(\frac{a}{b} < 1\) and \[x_1^2\], a path C:\new\{dir} and `\(code\)` <b>x</b>"
+    escaped = escape_html(text)
+    assert escaped == (
+        r"Use $\frac{a}{b} \lt 1$ and $$x_1^2$$, a path C:\\new\\{dir} and `\(code\)` &lt;b>x&lt;/b>"
+    )
+    html = markdown2html_mistune(escaped)
+    assert r"$\frac{a}{b} \lt 1$" in html and r"$$x_1^2$$" in html  # left for MathJax, backslashes kept
+    assert r"C:\new\{dir}" in html  # shown as the model wrote it
+    assert r"<code>\(code\)</code>" in html and "&lt;b&gt;x&lt;/b&gt;" in html
+    assert "$5 and $10" in escape_html("$5 and $10")  # prices are not maths

@@ -1,21 +1,27 @@
 /**
- * Numbers as the rest of lm_jupyter prints them. Memory is base-1024 GiB with two decimals,
- * exactly as `lmj load --estimate-only` (lm_jupyter/client/estimate_view.py) prints it, so
- * the panel and the terminal never disagree about the same estimate.
+ * Numbers as the rest of lm_jupyter prints them. Sizes and memory are base-1024 units with two
+ * decimals, exactly as `format_size` (lm_jupyter/client/tables.py) writes them for `lmj`, `%lms`
+ * and the notebook widgets, so the panel, the status bar and the terminal never disagree about
+ * the same quantity.
  */
 import type { EstimateJSON, LoadedInstanceJSON } from './types';
 
-const GIB = 1024 ** 3;
-
-export function formatGiB(bytes: number): string {
-  return `${(bytes / GIB).toFixed(2)} GiB`;
+export function formatSize(bytes: number): string {
+  let value = bytes;
+  for (const unit of ['B', 'KiB', 'MiB', 'GiB']) {
+    if (value < 1024) {
+      return unit === 'B' ? `${Math.trunc(value)} B` : `${value.toFixed(2)} ${unit}`;
+    }
+    value /= 1024;
+  }
+  return `${value.toFixed(2)} TiB`;
 }
 
 /** The two estimate lines of `lmj load --estimate-only`, character for character. */
 export function estimateLines(estimate: EstimateJSON): string[] {
   return [
-    `Estimated GPU Memory:   ${formatGiB(estimate.memory.totalVramBytes)}`,
-    `Estimated Total Memory: ${formatGiB(estimate.memory.totalBytes)}`
+    `Estimated GPU Memory:   ${formatSize(estimate.memory.totalVramBytes)}`,
+    `Estimated Total Memory: ${formatSize(estimate.memory.totalBytes)}`
   ];
 }
 
@@ -46,7 +52,7 @@ function bar(label: string, need: number, room: number): Bar {
     label,
     fraction: Math.min(1, ratio),
     over: ratio > 1,
-    text: `${formatGiB(need)} of ${formatGiB(room)}`
+    text: `${formatSize(need)} of ${formatSize(room)}`
   };
 }
 

@@ -2,7 +2,7 @@
  * The status bar's one line, from the models listing and the last finished prediction.
  */
 import type { ModelJSON } from './types';
-import { formatGiB, formatRate } from './format';
+import { formatSize, formatRate } from './format';
 
 export interface StatusSummary {
   loaded: string[];
@@ -43,7 +43,7 @@ export function statusText(summary: StatusSummary, lastRate: number | null): str
     parts.push(formatRate(lastRate));
   }
   if (summary.memoryBytes) {
-    parts.push(formatGiB(summary.memoryBytes));
+    parts.push(formatSize(summary.memoryBytes));
   }
   return parts.join(' · ');
 }

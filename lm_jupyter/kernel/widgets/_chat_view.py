@@ -3,9 +3,12 @@
 The kernel side holds the whole exchange as a list of blocks (``reasoning``, ``text``,
 ``tool``) in a synced trait, replaced by the chat runner at most 20 times a second (traits are
 the state a reloaded page restores; per-token messages would flood the comm). The browser sends
-two kinds of messages back: ``{"type": "stop"}`` and ``{"type": "decide", "id", "allow"}``
-(tool approval). They arrive on the shell channel, which the kernel only reads while the cell
-is *awaiting*, which is why ``%%chat`` runs as an async cell (``kernel/chat_runner.py``).
+three kinds of messages back: ``{"type": "stop"}``, ``{"type": "decide", "id", "allow"}``
+(tool approval) and ``{"type": "insert", "code"}`` (a code block's "Insert as cell"). They
+arrive on the shell channel, which the kernel only reads while the cell is *awaiting*, which is
+why ``%%chat`` runs as an async cell (``kernel/chat_runner.py``). An insert becomes IPython's
+``set_next_input`` payload of the running cell: JupyterLab and Notebook 7 add the code as a new
+cell below it when it finishes.
 
 The view lives while the cell runs. When the exchange ends, ``WidgetView.finish`` replaces the
 output with ``static()``, its Markdown copy, and closes the widget: a saved notebook then shows
@@ -60,6 +63,12 @@ class ChatView(anywidget.AnyWidget):
         elif content.get("type") == "decide" and isinstance(content.get("id"), str):
             with self._lock:
                 self._decisions[content["id"]] = bool(content.get("allow"))
+        elif content.get("type") == "insert" and isinstance(content.get("code"), str):
+            from IPython import get_ipython
+
+            shell = get_ipython()
+            if shell is not None:
+                shell.set_next_input(content["code"].rstrip("\n"), replace=False)
 
     def decision(self, call_id: str) -> bool | None:
         """The user's answer for a tool call (None: not answered yet)."""

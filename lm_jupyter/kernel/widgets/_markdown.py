@@ -16,10 +16,21 @@ from typing import Any
 
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+# Maths as models write it: $$..$$ and \[..\] (display), \(..\) and $..$ (inline; a $ that
+# opens is not followed by a space, one that closes follows no space and precedes no digit, so
+# "$5 and $10" stays text).
+_MATH = re.compile(
+    r"\$\$(?P<dd>.+?)\$\$|\\\[(?P<db>.+?)\\\]|\\\((?P<ib>.+?)\\\)|\$(?P<id>[^\s$](?:[^$\n]*?[^\s$])?)\$(?!\d)",
+    re.DOTALL,
+)
 
 
 def escape_html(text: str) -> str:
-    """``<`` outside fenced code and code spans becomes ``&lt;``: Markdown renders it as text."""
+    r"""Model text made safe and faithful as Markdown: outside fenced code and code spans, ``<``
+    becomes ``&lt;`` (Markdown renders it as text, not HTML) and a backslash is doubled
+    (CommonMark eats one before punctuation, so ``\(`` would show as ``(``); maths keeps its
+    backslashes, with ``\(..\)``/``\[..\]`` written as ``$..$``/``$$..$$`` (the delimiters
+    JupyterLab, nbconvert and GitHub all typeset) and ``<`` as ``\lt``."""
     out: list[str] = []
     fence = ""
     prose: list[str] = []
@@ -29,10 +40,10 @@ def escape_html(text: str) -> str:
             chunk = "".join(prose)
             pieces, last = [], 0
             for match in _CODE_SPAN.finditer(chunk):
-                pieces.append(chunk[last : match.start()].replace("<", "&lt;"))
+                pieces.append(_prose(chunk[last : match.start()]))
                 pieces.append(match.group(0))
                 last = match.end()
-            pieces.append(chunk[last:].replace("<", "&lt;"))
+            pieces.append(_prose(chunk[last:]))
             out.append("".join(pieces))
             prose.clear()
 
@@ -52,6 +63,24 @@ def escape_html(text: str) -> str:
     return "".join(out)
 
 
+def _prose(text: str) -> str:
+    """Text outside code: maths kept for the typesetter, the rest escaped."""
+    pieces, last = [], 0
+    for match in _MATH.finditer(text):
+        pieces.append(_plain(text[last : match.start()]))
+        display = match.group("dd") is not None or match.group("db") is not None
+        maths = next(group for group in match.group("dd", "db", "ib", "id") if group is not None)
+        maths = re.sub(r"<\s*", r"\\lt ", maths)
+        pieces.append(f"$${maths}$$" if display else f"${maths.strip()}$")
+        last = match.end()
+    pieces.append(_plain(text[last:]))
+    return "".join(pieces)
+
+
+def _plain(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("<", "&lt;")
+
+
 def exchange_markdown(
     prompt: str,
     blocks: list[dict[str, Any]],
@@ -67,11 +96,10 @@ def exchange_markdown(
     for block in blocks:
         kind = block.get("type")
         if kind == "reasoning" and block.get("text") and reasoning_mode != "hide":
+            # a foldable section, open with --reasoning show (as the live view shows it)
+            opened = " open" if reasoning_mode == "show" else ""
             text = clean(block["text"].strip())
-            if reasoning_mode == "show":
-                out.append("*Reasoning:*\n\n" + "\n".join(f"> {line}" for line in text.splitlines()))
-            else:
-                out.append(f"<details><summary>Reasoning</summary>\n\n{text}\n\n</details>")
+            out.append(f"<details{opened}><summary>Reasoning</summary>\n\n{text}\n\n</details>")
         elif kind == "text" and block.get("text"):
             out.append(clean(block["text"]))
         elif kind == "tool":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import anywidget
@@ -22,11 +21,12 @@ import traitlets
 
 from ...client.client import Client, LmError
 from ...client.download_view import FIT_LABELS, progress_parts, size_span
+from ...client.estimate_view import estimate_bars, verdict_text, where_text
 from ...client.notebook_text import localize
 from ...client.tables import format_size, ls_table, ps_table
+from ._assets import joined
 from ._markdown import StaticOutput, twin_style
 
-_STATIC = Path(__file__).parent / "_static"
 DOWNLOAD_POLL_SECONDS = 0.5  # while a download runs
 
 
@@ -117,11 +117,22 @@ def job_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
+def with_bars(estimate: dict[str, Any]) -> dict[str, Any]:
+    """An estimate with what the browser shows of it, worded and sized as ``lmj`` prints it:
+    the memory bars, where the model will run and whether it fits."""
+    return {
+        **estimate,
+        "bars": estimate_bars(estimate),
+        "where": where_text(estimate),
+        "verdict": verdict_text(estimate),
+    }
+
+
 class ModelPanel(anywidget.AnyWidget):
     """Manage the server's models from a notebook: ``%lms`` with no arguments shows one."""
 
-    _esm = _STATIC / "model_panel.js"
-    _css = _STATIC / "model_panel.css"
+    _esm = joined("memory_bars.js", "model_panel.js")
+    _css = joined("model_panel.css")
 
     models = traitlets.List(traitlets.Dict()).tag(sync=True)
     loaded = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -261,7 +272,7 @@ class ModelPanel(anywidget.AnyWidget):
             except LmError as exc:
                 self.estimate, self.error = {}, str(exc)
                 return
-            self.estimate, self.error = estimate, ""
+            self.estimate, self.error = with_bars(estimate), ""
 
     def _gpu_option(self) -> float | None:
         return None if self.gpu is None else round(self.gpu, 3)

@@ -1,5 +1,6 @@
 // ChatView front end: renders the blocks the kernel streams (≤ 20 updates/s) and sends
-// {type: "stop"} and {type: "decide", id, allow} back. No dependencies: works offline.
+// {type: "stop"}, {type: "decide", id, allow} and {type: "insert", code} back. No
+// dependencies: works offline.
 
 function escapeHtml(text) {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -64,6 +65,34 @@ export function markdown(source) {
   return html.join("");
 }
 
+// Code highlighting in JupyterLab's own editor colours (its theme variables, so light, dark and
+// high contrast follow the user's theme): keywords, strings, comments and numbers.
+const KEYWORDS = new Set(
+  ("and as assert async await break case catch class const continue def default del do elif else enum " +
+    "except export extends false False finally fn for from func function if impl import in is lambda let " +
+    "match mut new nil None nonlocal not null or pass pub raise return self static struct switch this " +
+    "throw true True try type typeof use var void while with yield").split(" "),
+);
+const HASH_COMMENTS = new Set(["", "python", "py", "python3", "ipython", "sh", "bash", "shell", "zsh", "r",
+  "ruby", "rb", "yaml", "yml", "toml", "perl", "julia", "dockerfile", "makefile"]);
+const STRINGS = String.raw`"""[\s\S]*?"""|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|\x60(?:\\.|[^\x60\\])*\x60`;
+const NUMBER = String.raw`\b\d+(?:\.\d+)?\b`;
+
+export function highlight(code, language) {
+  const comment = HASH_COMMENTS.has(language.toLowerCase()) ? String.raw`#[^\n]*` : String.raw`\/\/[^\n]*|\/\*[\s\S]*?\*\/`;
+  const token = new RegExp(`(${comment})|(${STRINGS})|(${NUMBER})|([A-Za-z_]\\w*)`, "g");
+  let out = "";
+  let last = 0;
+  for (const match of code.matchAll(token)) {
+    const [text, isComment, isString, isNumber, word] = match;
+    const kind = isComment ? "comment" : isString ? "string" : isNumber ? "number" : KEYWORDS.has(word) ? "keyword" : "";
+    out += escapeHtml(code.slice(last, match.index));
+    out += kind ? `<span class="lmj-hl-${kind}">${escapeHtml(text)}</span>` : escapeHtml(text);
+    last = match.index + text.length;
+  }
+  return out + escapeHtml(code.slice(last));
+}
+
 const BUSY = new Set(["waiting", "processing", "thinking", "answering", "calling", "approval", "running"]);
 const LABELS = {
   waiting: "Waiting for the model…",
@@ -84,6 +113,75 @@ function el(tag, cls, text) {
   // JupyterLab's own button look (theme colours, light/dark/high contrast)
   if (tag === "button") node.classList.add("jp-Button", "jp-mod-styled", "jp-mod-reject");
   return node;
+}
+
+// A fenced code block of an answer: highlighted, with Copy and "Insert as cell" (the kernel
+// puts the code in a new cell below this one when the cell finishes: IPython's set_next_input).
+function codeBlock(text, language, send) {
+  const pre = el("pre", "lmj-code");
+  const code = el("code", `language-${language}`);
+  code.innerHTML = highlight(text, language);
+  const tools = el("div", "lmj-code-tools");
+  const copy = el("button", "lmj-code-copy", "Copy");
+  copy.title = "Copy the code to the clipboard";
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      copy.textContent = "Copied";
+    } catch (err) {
+      copy.textContent = "Copy failed";
+    }
+  });
+  const insert = el("button", "lmj-code-insert", "Insert as cell");
+  insert.title = "Add a code cell with this code below this one (when this cell finishes)";
+  insert.addEventListener("click", () => {
+    send({ type: "insert", code: text });
+    insert.textContent = "Will insert below";
+    insert.disabled = true;
+  });
+  tools.append(copy, insert);
+  pre.append(tools, code);
+  return pre;
+}
+
+// An answer as prose and fenced code, in order (a still-open fence is code so far).
+function segments(source) {
+  const out = [];
+  const lines = source.split("\n");
+  let prose = [];
+  let i = 0;
+  while (i < lines.length) {
+    const fence = lines[i].match(/^```(\w*)/);
+    if (!fence) {
+      prose.push(lines[i++]);
+      continue;
+    }
+    if (prose.length) out.push({ kind: "prose", text: prose.join("\n") });
+    prose = [];
+    const body = [];
+    i += 1;
+    while (i < lines.length && !lines[i].startsWith("```")) body.push(lines[i++]);
+    out.push({ kind: "code", language: fence[1], text: body.join("\n"), closed: i < lines.length });
+    i += 1;
+  }
+  if (prose.length) out.push({ kind: "prose", text: prose.join("\n") });
+  return out;
+}
+
+// Children made by items ({key, make}) in order, keeping the node of an item whose key has not
+// changed since the last update: a code block's buttons (and a selection) survive the 20 Hz
+// redraws of a streaming answer, so a click is never lost to a redraw.
+function reconcile(parent, items) {
+  const kept = parent.lmjKept || [];
+  const nodes = items.map((item, i) => (kept[i] && kept[i].key === item.key ? kept[i].node : item.make()));
+  nodes.forEach((node, i) => {
+    const current = parent.children[i];
+    if (current === node) return;
+    if (current) parent.replaceChild(node, current);
+    else parent.append(node);
+  });
+  while (parent.children.length > nodes.length) parent.lastElementChild.remove();
+  parent.lmjKept = items.map((item, i) => ({ key: item.key, node: nodes[i] }));
 }
 
 function render({ model, el: root }) {
@@ -152,27 +250,44 @@ function render({ model, el: root }) {
       done.style.width = `${(100 * progress.processed) / progress.total}%`;
       count.textContent = `${progress.processed.toLocaleString()} / ${progress.total.toLocaleString()} prompt tokens`;
     }
-    body.replaceChildren();
-    model.get("blocks").forEach((block, index) => {
+    const send = (message) => model.send(message);
+    const blocks = model.get("blocks");
+    const items = [];
+    blocks.forEach((block, index) => {
       if (block.type === "reasoning") {
         if (mode === "hide" || !block.text) return;
-        const details = el("details", "lmj-reasoning");
-        const streaming = status === "thinking" && index === model.get("blocks").length - 1;
-        details.open = open.has(index) ? open.get(index) : mode === "show" || streaming;
-        details.addEventListener("toggle", () => open.set(index, details.open));
-        const summary = el("summary", "", streaming ? "Thinking…" : "Reasoning");
-        const text = el("div", "lmj-reasoning-text");
-        text.innerHTML = markdown(block.text);
-        details.append(summary, text);
-        body.append(details);
+        const streaming = status === "thinking" && index === blocks.length - 1;
+        items.push({
+          key: JSON.stringify(["reasoning", index, streaming, mode, block.text]),
+          make: () => {
+            const details = el("details", "lmj-reasoning");
+            details.open = open.has(index) ? open.get(index) : mode === "show" || streaming;
+            details.addEventListener("toggle", () => open.set(index, details.open));
+            const summary = el("summary", "", streaming ? "Thinking…" : "Reasoning");
+            const text = el("div", "lmj-reasoning-text");
+            text.innerHTML = markdown(block.text);
+            details.append(summary, text);
+            return details;
+          },
+        });
       } else if (block.type === "text") {
-        const text = el("div", "lmj-answer");
-        text.innerHTML = markdown(block.text);
-        body.append(text);
+        const answer = { key: JSON.stringify(["text", index]), make: () => el("div", "lmj-answer") };
+        items.push(answer);
+        answer.parts = segments(block.text).map((part) => ({
+          key: JSON.stringify(part),
+          make: () => {
+            if (part.kind === "code") return codeBlock(part.text, part.language, send);
+            const prose = el("div", "lmj-prose");
+            prose.innerHTML = markdown(part.text);
+            return prose;
+          },
+        }));
       } else if (block.type === "tool") {
-        body.append(toolCard(block));
+        items.push({ key: JSON.stringify(["tool", block]), make: () => toolCard(block) });
       }
     });
+    reconcile(body, items);
+    items.forEach((item, i) => item.parts && reconcile(body.children[i], item.parts));
     error.textContent = model.get("error");
     footer.textContent = model.get("footer");
   }

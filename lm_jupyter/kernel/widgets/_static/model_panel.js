@@ -30,21 +30,6 @@ function countdown(ms) {
   return h ? `${h}h ${m}m` : `${m}m ${String(s % 60).padStart(2, "0")}s`;
 }
 
-// One bar: what the load needs against what is free; red when it does not fit.
-function bar(label, need, free, refused) {
-  const row = el("div", "lmj-mm-bar");
-  const fits = free > 0 ? need <= free : need === 0;
-  row.classList.toggle("lmj-mm-bar-bad", refused || !fits);
-  row.dataset.kind = label;
-  const track = el("div", "lmj-mm-track");
-  const fill = el("div", "lmj-mm-fill");
-  fill.style.width = `${free > 0 ? Math.min(100, (100 * need) / free) : need > 0 ? 100 : 0}%`;
-  track.append(fill);
-  const caption = free > 0 ? `${size(need)} of ${size(free)} free` : need > 0 ? `${size(need)} (none available)` : "none";
-  row.append(el("span", "lmj-mm-bar-label", label), track, el("span", "lmj-mm-bar-value", caption));
-  return row;
-}
-
 function render({ model, el: root }) {
   root.classList.add("lmj-mm");
   const header = el("div", "lmj-mm-header");
@@ -112,12 +97,13 @@ function render({ model, el: root }) {
   gpuLabel.append(gpu, gpuValue);
   gpuLabel.style.display = "none"; // until an estimate says this machine has a GPU
   sliders.append(ctxLabel, gpuLabel);
-  const bars = el("div", "lmj-mm-bars");
+  const bars = el("div", "lmj-mm-bar-area");
   const verdict = el("div", "lmj-mm-verdict");
+  const where = el("div", "lmj-mm-where");
   const loadButton = el("button", "lmj-mm-load", "Load");
   loadButton.classList.replace("jp-mod-reject", "jp-mod-accept");
   const panelTitle = el("div", "lmj-mm-subtitle");
-  panel.append(panelTitle, sliders, bars, verdict, loadButton);
+  panel.append(panelTitle, sliders, bars, verdict, where, loadButton);
 
   // Sliders send their value when released (change), and show it while dragging (input).
   ctx.addEventListener("input", () => (ctxValue.textContent = Number(ctx.value).toLocaleString()));
@@ -176,17 +162,15 @@ function render({ model, el: root }) {
     gpu.value = String(offload);
     gpuValue.textContent = `${Math.round(offload * 100)}%${chosen === null ? " (auto)" : ""}`;
     bars.replaceChildren();
-    if (!est || !est.memory) {
-      verdict.textContent = "";
+    if (!est || !est.bars) {
+      verdict.textContent = where.textContent = "";
       return;
     }
-    const refused = !est.passesGuardrails;
-    const vram = est.available ? est.available.vram_bytes : 0;
     gpuLabel.style.display = est.gpu_usable ? "" : "none"; // GPU controls only where one is usable
-    if (vram > 0) bars.append(bar("GPU", est.memory.totalVramBytes, vram, refused && est.memory.totalVramBytes > 0));
-    bars.append(bar("Total", est.memory.totalBytes, est.available ? est.available.ram_bytes + vram : 0, refused));
-    verdict.textContent = refused ? "Will not fit: lower the context length or the GPU offload." : "Fits in memory.";
-    verdict.classList.toggle("lmj-mm-bad", refused);
+    bars.append(memoryBars(est.bars));
+    verdict.textContent = est.verdict;
+    where.textContent = `Runs ${est.where}.`;
+    verdict.classList.toggle("lmj-mm-bad", !est.passesGuardrails);
   }
 
   function drawLoaded() {

@@ -1,0 +1,16 @@
+"""``lmj load``'s progress bar frames."""
+
+from __future__ import annotations
+
+from lm_jupyter.cli.load_bar import bar_line
+
+
+def test_frames_fill_with_the_progress():
+    assert bar_line(0.0, width=10) == "Loading model [          ]   0.0%"
+    assert bar_line(0.518, width=10) == "Loading model [#####     ]  51.8%"
+    assert bar_line(1.0, width=10) == "Loading model [##########] 100.0%"
+
+
+def test_out_of_range_progress_is_clamped():
+    assert bar_line(-0.2, width=4) == bar_line(0.0, width=4)
+    assert bar_line(1.7, width=4) == bar_line(1.0, width=4)
