@@ -63,7 +63,8 @@ class LoadDisplay:
         """Stop following and replace the view with its copy; a JIT load the chat outlived
         is read once more (it may have finished between two looks)."""
         self._stop.set()
-        if self._thread is not None:
+        # An interrupt can land inside Thread.start(), leaving a thread not started (yet).
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=5)
         if self.view.status in ("estimate", "loading"):
             try:
