@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ES module without types, shipped with the kernel widgets
 import { markdown } from '../../lm_jupyter/kernel/widgets/_static/chat_markdown.js';
 
-const inline = (tex: string) => `<span class="lmj-math">${tex}</span>`;
-const display = (tex: string) => `<span class="lmj-math lmj-math-display">${tex}</span>`;
+const inline = (tex: string) => `<span class="lmj-math" data-tex="${tex}">${tex}</span>`;
+const display = (tex: string) => `<span class="lmj-math lmj-math-display" data-tex="${tex}">${tex}</span>`;
 
 describe('chat markdown maths', () => {
   it('keeps each maths span as its TeX source with delimiters, in an element of its own', () => {
@@ -14,8 +14,9 @@ describe('chat markdown maths', () => {
       `<p>Energy is ${inline('$E = mc^2$')}, and ${inline('\\(a_1 * b_1 * c\\)')} too.</p>`
     );
     expect(markdown('Sum:\n$$\n\\sum_{i=1}^n i = \\frac{n(n+1)}{2}\n$$\nso **done**.')).toBe(
-      `<p>Sum:<br>${display('$$\n\\sum_{i=1}^n i = \\frac{n(n+1)}{2}\n$$')}<br>so <strong>done</strong>.</p>`
+      `<p>Sum:${display('$$\n\\sum_{i=1}^n i = \\frac{n(n+1)}{2}\n$$')}so <strong>done</strong>.</p>`
     );
+    expect(markdown('a\n$b$\nc')).toBe(`<p>a<br>${inline('$b$')}<br>c</p>`); // inline: line breaks stay
     expect(markdown('- \\[x < y\\]')).toBe(`<ul><li>${display('\\[x &lt; y\\]')}</li></ul>`);
   });
 

@@ -15,7 +15,6 @@ block (tests/e2e/forced_output.py), so the reasoning section has real streamed c
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -36,7 +35,7 @@ from tiny_gguf import write_tiny_model
 from tests.conftest import write_test_models
 
 from .forced_output import ANSWER, CODE, CODE_MODEL, REASONING, THINK_MODEL, write_ipython_dir
-from .jupyterlab import run_jupyterlab, slow_hub
+from .jupyterlab import accept_kernel_dialog, run_all, run_jupyterlab, slow_hub
 from .saved_outputs import check_saved
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -141,14 +140,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, hub: StandinHub) -> Iterator[L
     )
     with run_jupyterlab(root / "notebooks", models_dir, env, root / "lab.log") as (url, token):
         yield Lab(url, token, root / "notebooks")
-
-
-def _accept_kernel_dialog(page: object) -> None:
-    """JupyterLab may ask which kernel to start (the notebook names python3): take the default."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    with contextlib.suppress(PlaywrightTimeout):
-        page.click(".jp-Dialog .jp-mod-accept", timeout=10_000)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("ui", UIS)
@@ -267,19 +258,6 @@ def check_reasoning_demo(page: Any, lab: Lab) -> None:
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=120_000)
 
 
-def run_all(page: object, url: str) -> None:
-    """Open a notebook, wait for its kernel, run all cells from the Run menu (both UIs have it)."""
-    page.goto(url)  # type: ignore[attr-defined]
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)  # type: ignore[attr-defined]
-    _accept_kernel_dialog(page)
-    page.wait_for_selector(  # type: ignore[attr-defined]
-        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000
-    )
-    page.click("div.lm-MenuBar-itemLabel:text-is('Run')")  # type: ignore[attr-defined]
-    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")  # type: ignore[attr-defined]
-    _accept_kernel_dialog(page)
-
-
 def check_stop_button(page: object, lab: Lab) -> None:
     """Stop, clicked while the cell still runs, reaches the kernel and cancels on the server."""
     run_all(page, lab.page("stop.ipynb"))
@@ -345,7 +323,7 @@ def check_reopen(page: Any, lab: Lab, ui: str, prefix: str) -> None:
         assert http.delete(f"api/sessions/{session['id']}").status_code == 204
     page.goto(lab.page("quickstart.ipynb", ui))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    _accept_kernel_dialog(page)
+    accept_kernel_dialog(page)
     # the first chat, once rendered (Notebook 7 may render the outputs again as its kernel starts)
     chat = page.locator(".lmj-chat-static[data-status='done']", has_text=ANSWER).first
     chat.wait_for(timeout=60_000)

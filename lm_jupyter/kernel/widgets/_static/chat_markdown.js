@@ -21,7 +21,8 @@ function inline(text) {
 // still streaming) is no match: it stays text until its closing delimiter arrives.
 const CODE_SPAN = /(`+)[\s\S]+?\1/g;
 const MATHS = /\$\$[\s\S]+?\$\$|\\\[[\s\S]+?\\\]|\\\([\s\S]+?\\\)|\$[^\s$](?:[^$\n]*?[^\s$])?\$(?!\d)/g;
-const HOLE = /\uE000(\d+)\uE001/g; // where a maths span was taken out (private-use characters)
+// where a maths span was taken out (private-use characters), with the line breaks beside it
+const HOLE = /(<br>)?\uE000(\d+)\uE001(<br>)?/g;
 
 // The source with each maths span (outside code) replaced by a hole, and the spans, in order:
 // the Markdown below then never sees TeX (its `*` and `_` are not emphasis).
@@ -58,16 +59,20 @@ function takeMaths(source) {
   return { text: out.join("\n"), maths };
 }
 
-// A maths span in an element of its own, as TeX source with its delimiters (what MathJax finds).
-function mathsHtml(tex) {
+// A maths span in an element of its own, as TeX source with its delimiters (what MathJax finds);
+// data-tex keeps the source once MathJax has replaced the text (maths.js keys its output by it).
+// Display maths is a block of its own: the line breaks of its paragraph around it go.
+function mathsHtml(before, tex, after) {
   const display = tex.startsWith("$$") || tex.startsWith("\\[");
-  return `<span class="lmj-math${display ? " lmj-math-display" : ""}">${escapeHtml(tex)}</span>`;
+  const source = escapeHtml(tex);
+  const span = `<span class="lmj-math${display ? " lmj-math-display" : ""}" data-tex="${source}">${source}</span>`;
+  return display ? span : `${before || ""}${span}${after || ""}`;
 }
 
 // A small Markdown subset: fenced code, headings, lists, quotes, paragraphs, inline marks, maths.
 export function markdown(source) {
   const { text, maths } = takeMaths(source);
-  return blocks(text).replace(HOLE, (_, i) => mathsHtml(maths[Number(i)]));
+  return blocks(text).replace(HOLE, (_, before, i, after) => mathsHtml(before, maths[Number(i)], after));
 }
 
 function blocks(source) {

@@ -52,7 +52,7 @@ function mathsTypesetter(root) {
       return;
     }
     for (const node of fresh) {
-      const tex = node.textContent;
+      const tex = node.dataset.tex;
       const nodes = typeset.get(tex);
       if (nodes) {
         node.replaceChildren(...nodes.map((child) => child.cloneNode(true)));
