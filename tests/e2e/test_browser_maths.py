@@ -63,6 +63,12 @@ NO_TYPESETTER = f"addEventListener({EVENT!r}, (e) => e.stopImmediatePropagation(
 MATHS_STATE = """(root) => [...root.querySelectorAll('.lmj-math')].map((n) => [
     n.dataset.tex, n.dataset.typeset || '', !!n.querySelector('mjx-container'),
     !!n.querySelector('mjx-container[display="true"]')])"""
+# the text of a root with each maths element as M
+OUTSIDE_MATHS = """(node) => {
+    const copy = node.cloneNode(true);
+    copy.querySelectorAll('.lmj-math').forEach((maths) => maths.replaceWith('M'));
+    return copy.textContent;
+}"""
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -145,6 +151,9 @@ def test_live_chat_typesets_maths(lab: Lab, ui: str) -> None:
             http = httpx.Client(base_url=lab.url, headers={"Authorization": f"token {lab.token}"})
             for session in http.get("api/sessions").json():  # the endless chat's kernel
                 http.delete(f"api/sessions/{session['id']}")
+            for model in http.get("api/v1/models").json()["models"]:  # the next UI loads its own
+                for instance in model["loaded_instances"]:
+                    http.post("api/v1/models/unload", json={"instance_id": instance["id"]})
 
 
 def check_live_maths(page: Any, prefix: str) -> None:
@@ -159,13 +168,14 @@ def check_live_maths(page: Any, prefix: str) -> None:
     wait_for_maths(page, ".lmj-chat .lmj-chat-prompt", [[PROMPT_MATHS, "done", True, False]])
     assert view.get_attribute("data-status") == "answering"  # live, not yet the copy
     assert view.locator(".lmj-reasoning").get_attribute("open") is not None
-    text = answer.evaluate(
-        """(node) => {
-            const copy = node.cloneNode(true);
-            copy.querySelectorAll('.lmj-math').forEach((maths) => maths.replaceWith('M'));
-            return copy.textContent;
-        }"""
+    # the answer streams on: once its text is past the maths, the text around the maths is the model's
+    page.wait_for_function(
+        f"""(expected) => ({OUTSIDE_MATHS})(document.querySelector('.lmj-chat .lmj-answer'))
+            .length >= expected.length""",
+        arg=around(MATHS_ANSWER),
+        timeout=60_000,
     )
+    text = answer.evaluate(OUTSIDE_MATHS)
     assert text.startswith(around(MATHS_ANSWER)) and text.count("M") == len(ANSWER_MATHS), text
     assert answer.locator("code").inner_text() == "$x$"  # a code span, not maths
     # the answer goes on streaming: its paragraph is drawn again each update, its maths not typeset again

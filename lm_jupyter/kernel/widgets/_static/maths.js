@@ -21,12 +21,15 @@ function mathsTypesetter(root) {
     }
     pending.add(tex);
     node.dataset.typeset = "pending";
+    // the element was drawn again meanwhile (a streaming paragraph): its successor is typeset instead
+    const redrawn = () => !node.isConnected && delete node.dataset.typeset;
     const kept = () => {
-      if (!node.isConnected) return delete node.dataset.typeset; // made again meanwhile: retry on that one
+      if (redrawn()) return;
       typeset.set(tex, [...node.childNodes].map((child) => child.cloneNode(true)));
       node.dataset.typeset = "done";
     };
     const failed = (err) => {
+      if (redrawn()) return;
       console.warn("lm_jupyter: maths not typeset", err);
       typeset.set(tex, null);
       node.dataset.typeset = "source";
