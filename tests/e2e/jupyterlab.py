@@ -10,15 +10,53 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gguf
 import httpx
+import pytest
 from hub_standin import HubFile, HubRepo, StandinHub
 from tiny_gguf import write_tiny_model
 
 from lm_jupyter.client.discovery import free_port
 from scripts.build_labextension import OUTPUT, build
+
+CHROMIUM = Path("/usr/bin/chromium")
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab (it serves Notebook 7 too) and the notebooks folder it serves."""
+
+    url: str
+    token: str
+    root: Path
+
+    def page(self, notebook: str, ui: str = "lab") -> str:
+        if ui == "notebook":
+            return f"{self.url}notebooks/{notebook}?token={self.token}"
+        # ?reset: a fresh workspace, so only this notebook is open (not the last test's too)
+        return f"{self.url}lab/tree/{notebook}?reset&token={self.token}"
+
+    def status(self, identifier: str) -> str | None:
+        headers = {"Authorization": f"token {self.token}"}
+        models = httpx.get(self.url + "api/v1/models", headers=headers).json()["models"]
+        found = [i["status"] for m in models for i in m["loaded_instances"] if i["id"] == identifier]
+        return found[0] if found else None
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's chromium, headless, through Playwright (whose own browsers are not installed)."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=["--disable-background-networking", "--no-sandbox", "--disable-dev-shm-usage"],
+    )
 
 
 @contextlib.contextmanager

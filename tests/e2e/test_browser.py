@@ -23,7 +23,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +34,21 @@ from tiny_gguf import write_tiny_model
 from tests.conftest import write_test_models
 
 from .forced_output import ANSWER, CODE, CODE_MODEL, REASONING, THINK_MODEL, write_ipython_dir
-from .jupyterlab import accept_kernel_dialog, run_all, run_jupyterlab, slow_hub
+from .jupyterlab import (
+    NEEDS_CHROMIUM,
+    Lab,
+    accept_kernel_dialog,
+    launch_chromium,
+    run_all,
+    run_jupyterlab,
+    slow_hub,
+)
 from .saved_outputs import check_saved
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 
-pytestmark = [
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
-]
+pytestmark = [pytest.mark.timeout(300), NEEDS_CHROMIUM]
 
 
 # Seed 1 under greedy sampling does not stop for thousands of tokens (see test_magics.py); a
@@ -79,25 +80,6 @@ CODE_NOTEBOOK = {
 
 UIS = ["lab", "notebook"]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # JupyterLab 4 and Notebook 7
-
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path  # the notebooks folder it serves
-
-    def page(self, notebook: str, ui: str = "lab") -> str:
-        if ui == "notebook":
-            return f"{self.url}notebooks/{notebook}?token={self.token}"
-        # ?reset: a fresh workspace, so only this notebook is open (not the last test's too)
-        return f"{self.url}lab/tree/{notebook}?reset&token={self.token}"
-
-    def status(self, identifier: str) -> str | None:
-        headers = {"Authorization": f"token {self.token}"}
-        models = httpx.get(self.url + "api/v1/models", headers=headers).json()["models"]
-        found = [i["status"] for m in models for i in m["loaded_instances"] if i["id"] == identifier]
-        return found[0] if found else None
 
 
 def hub_repo(ui: str) -> str:
@@ -153,11 +135,7 @@ def test_quickstart(lab: Lab, ui: str) -> None:
     shutil.copy(REPO / "notebooks" / "quickstart.ipynb", lab.root / "quickstart.ipynb")
     prefix = "" if ui == "lab" else "notebook7-"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--disable-background-networking", "--no-sandbox", "--disable-dev-shm-usage"],
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             run_all(page, lab.page("quickstart.ipynb", ui))
@@ -186,11 +164,7 @@ def test_code_blocks_and_the_reasoning_demo(lab: Lab) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(REPO / "notebooks" / "tools-and-reasoning.ipynb", lab.root / "tools-and-reasoning.ipynb")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--disable-background-networking", "--no-sandbox", "--disable-dev-shm-usage"],
-        )
+        browser = launch_chromium(playwright)
         context = browser.new_context(
             viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"]
         )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,8 @@ import pytest
 from tiny_gguf import THINK_TEMPLATE, write_tiny_model
 
 from .forced_output import MATHS_ANSWER, MATHS_MODEL, MATHS_REASONING, write_ipython_dir
-from .jupyterlab import labextension_path, run_all, run_jupyterlab
+from .jupyterlab import NEEDS_CHROMIUM, Lab, labextension_path, launch_chromium, run_all, run_jupyterlab
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 PROMPT_MATHS = "$1+1=2$"
@@ -70,24 +68,7 @@ OUTSIDE_MATHS = """(node) => {
     return copy.textContent;
 }"""
 
-pytestmark = [
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
-]
-
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path
-
-    def page(self, notebook: str, ui: str) -> str:
-        if ui == "notebook":
-            return f"{self.url}notebooks/{notebook}?token={self.token}"
-        return f"{self.url}lab/tree/{notebook}?reset&token={self.token}"
+pytestmark = [pytest.mark.timeout(300), NEEDS_CHROMIUM]
 
 
 def maths_notebook() -> dict[str, Any]:
@@ -133,11 +114,7 @@ def test_live_chat_typesets_maths(lab: Lab, ui: str) -> None:
     (lab.root / notebook).write_text(json.dumps(maths_notebook()))
     prefix = "" if ui == "lab" else "notebook7-"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--disable-background-networking", "--no-sandbox", "--disable-dev-shm-usage"],
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.add_init_script(COUNT_REQUESTS)
         try:

@@ -29,9 +29,8 @@ from tiny_gguf import write_tiny_model
 
 from lm_jupyter.client.estimate_view import estimate_text
 from lm_jupyter.client.tables import format_size
-from tests.e2e.jupyterlab import labextension_path, run_jupyterlab, slow_hub
+from tests.e2e.jupyterlab import CHROMIUM, NEEDS_CHROMIUM, labextension_path, run_jupyterlab, slow_hub
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 PLAIN, FIM = "test/tiny-chat", "test/tiny-fim"
@@ -49,12 +48,7 @@ BROWSER_ARGS = [
     "--no-first-run",
 ]
 
-pytestmark = [
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
-]
+pytestmark = [pytest.mark.timeout(300), NEEDS_CHROMIUM]
 
 
 @dataclass
