@@ -205,11 +205,14 @@ def check_code_block(page: Any, lab: Lab) -> None:
     block.screenshot(path=str(ARTIFACTS / "chat-code-block.png"))
     view.locator(".lmj-chat-stop").click()
     page.locator(".lmj-chat-static[data-status='stopped']").wait_for(timeout=30_000)
-    # the code is now a cell of its own, right below the chat's cell
+    # the code is now a cell of its own, right below the chat's cell (below a long answer: JupyterLab
+    # fills in an editor's text only once its cell is scrolled into view)
     editors = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea .cm-content")
     deadline = time.monotonic() + 20
     while [text.strip() for text in editors.all_inner_texts()][2:3] != [CODE]:
         assert time.monotonic() < deadline, editors.all_inner_texts()
+        if editors.count() > 2:
+            editors.nth(2).scroll_into_view_if_needed()
         time.sleep(0.2)
     page.screenshot(path=str(ARTIFACTS / "chat-code-inserted.png"), full_page=True)
     http = httpx.Client(base_url=lab.url, headers={"Authorization": f"token {lab.token}"})
