@@ -1,17 +1,19 @@
 /**
- * lm_jupyter's JupyterLab extension: the Local Models side panel, a status-bar item, and inline
- * code completion from a local model. Everything goes through the same public HTTP routes
- * any other client uses (lm_jupyter/server/).
+ * lm_jupyter's JupyterLab extension: the Local Models side panel, a status-bar item, inline
+ * code completion from a local model, and the page's maths typesetter lent to the live widgets.
+ * Everything goes through the same public HTTP routes any other client uses (lm_jupyter/server/).
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICompletionProviderManager } from '@jupyterlab/completer';
 import { URLExt } from '@jupyterlab/coreutils';
+import { ILatexTypesetter } from '@jupyterlab/rendermime';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { DEFAULT_SETTINGS, LocalInlineProvider } from './completer';
+import { listenForTypeset } from './maths';
 import { LmApi } from './model/api';
 import { LocalModelsPanel } from './panel';
 import { ModelsState } from './state';
@@ -74,4 +76,16 @@ const completerPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [panelPlugin, completerPlugin];
+const mathsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'lm_jupyter:maths',
+  description: "Typesets maths in lm_jupyter's live widgets with the page's MathJax (see maths.ts).",
+  autoStart: true,
+  optional: [ILatexTypesetter],
+  activate: (app: JupyterFrontEnd, typesetter: ILatexTypesetter | null) => {
+    if (typesetter) {
+      listenForTypeset(document, typesetter);
+    }
+  }
+};
+
+export default [panelPlugin, completerPlugin, mathsPlugin];

@@ -1,5 +1,6 @@
 """For browser tests: a real JupyterLab with this server extension inside, on a free port with a
-token, and a stand-in Hub slow enough to watch a download's progress bar move."""
+token, this checkout's Lab extension, a stand-in Hub slow enough to watch a download's progress
+bar move, and the steps that open a notebook and run it."""
 
 from __future__ import annotations
 
@@ -9,14 +10,53 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gguf
 import httpx
+import pytest
 from hub_standin import HubFile, HubRepo, StandinHub
 from tiny_gguf import write_tiny_model
 
 from lm_jupyter.client.discovery import free_port
+from scripts.build_labextension import OUTPUT, build
+
+CHROMIUM = Path("/usr/bin/chromium")
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab (it serves Notebook 7 too) and the notebooks folder it serves."""
+
+    url: str
+    token: str
+    root: Path
+
+    def page(self, notebook: str, ui: str = "lab") -> str:
+        if ui == "notebook":
+            return f"{self.url}notebooks/{notebook}?token={self.token}"
+        # ?reset: a fresh workspace, so only this notebook is open (not the last test's too)
+        return f"{self.url}lab/tree/{notebook}?reset&token={self.token}"
+
+    def status(self, identifier: str) -> str | None:
+        headers = {"Authorization": f"token {self.token}"}
+        models = httpx.get(self.url + "api/v1/models", headers=headers).json()["models"]
+        found = [i["status"] for m in models for i in m["loaded_instances"] if i["id"] == identifier]
+        return found[0] if found else None
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's chromium, headless, through Playwright (whose own browsers are not installed)."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=["--disable-background-networking", "--no-sandbox", "--disable-dev-shm-usage"],
+    )
 
 
 @contextlib.contextmanager
@@ -55,6 +95,16 @@ def run_jupyterlab(
                 process.kill()
 
 
+def labextension_path(folder: Path) -> Path:
+    """A ``JUPYTER_PATH`` folder serving this checkout's Lab extension, built first if its sources
+    changed (the environment's own link may point at another checkout's build)."""
+    build()
+    extensions = folder / "labextensions"
+    extensions.mkdir(parents=True)
+    (extensions / "lm_jupyter").symlink_to(OUTPUT, target_is_directory=True)
+    return folder
+
+
 @contextlib.contextmanager
 def slow_hub(folder: Path, seeds: dict[str, int]) -> Iterator[StandinHub]:
     """A stand-in Hub (tests/hub_standin.py) with one tiny Q8_0 model per repo id in ``seeds``
@@ -70,3 +120,24 @@ def slow_hub(folder: Path, seeds: dict[str, int]) -> Iterator[StandinHub]:
         yield hub
     finally:
         hub.stop()
+
+
+def accept_kernel_dialog(page: object) -> None:
+    """JupyterLab may ask which kernel to start (the notebook names python3): take the default."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        page.click(".jp-Dialog .jp-mod-accept", timeout=10_000)  # type: ignore[attr-defined]
+
+
+def run_all(page: object, url: str) -> None:
+    """Open a notebook, wait for its kernel, run all cells from the Run menu (both UIs have it)."""
+    page.goto(url)  # type: ignore[attr-defined]
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)  # type: ignore[attr-defined]
+    accept_kernel_dialog(page)
+    page.wait_for_selector(  # type: ignore[attr-defined]
+        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000
+    )
+    page.click("div.lm-MenuBar-itemLabel:text-is('Run')")  # type: ignore[attr-defined]
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")  # type: ignore[attr-defined]
+    accept_kernel_dialog(page)

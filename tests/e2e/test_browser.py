@@ -15,7 +15,6 @@ block (tests/e2e/forced_output.py), so the reasoning section has real streamed c
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -24,7 +23,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +34,21 @@ from tiny_gguf import write_tiny_model
 from tests.conftest import write_test_models
 
 from .forced_output import ANSWER, CODE, CODE_MODEL, REASONING, THINK_MODEL, write_ipython_dir
-from .jupyterlab import run_jupyterlab, slow_hub
+from .jupyterlab import (
+    NEEDS_CHROMIUM,
+    Lab,
+    accept_kernel_dialog,
+    launch_chromium,
+    run_all,
+    run_jupyterlab,
+    slow_hub,
+)
 from .saved_outputs import check_saved
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 
-pytestmark = [
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
-]
+pytestmark = [pytest.mark.timeout(300), NEEDS_CHROMIUM]
 
 
 # Seed 1 under greedy sampling does not stop for thousands of tokens (see test_magics.py); a
@@ -80,25 +80,6 @@ CODE_NOTEBOOK = {
 
 UIS = ["lab", "notebook"]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # JupyterLab 4 and Notebook 7
-
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path  # the notebooks folder it serves
-
-    def page(self, notebook: str, ui: str = "lab") -> str:
-        if ui == "notebook":
-            return f"{self.url}notebooks/{notebook}?token={self.token}"
-        # ?reset: a fresh workspace, so only this notebook is open (not the last test's too)
-        return f"{self.url}lab/tree/{notebook}?reset&token={self.token}"
-
-    def status(self, identifier: str) -> str | None:
-        headers = {"Authorization": f"token {self.token}"}
-        models = httpx.get(self.url + "api/v1/models", headers=headers).json()["models"]
-        found = [i["status"] for m in models for i in m["loaded_instances"] if i["id"] == identifier]
-        return found[0] if found else None
 
 
 def hub_repo(ui: str) -> str:
@@ -143,14 +124,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, hub: StandinHub) -> Iterator[L
         yield Lab(url, token, root / "notebooks")
 
 
-def _accept_kernel_dialog(page: object) -> None:
-    """JupyterLab may ask which kernel to start (the notebook names python3): take the default."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    with contextlib.suppress(PlaywrightTimeout):
-        page.click(".jp-Dialog .jp-mod-accept", timeout=10_000)  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("ui", UIS)
 def test_quickstart(lab: Lab, ui: str) -> None:
     # One test per UI, with the browser opened and closed inside it: Playwright's synchronous API
@@ -162,11 +135,7 @@ def test_quickstart(lab: Lab, ui: str) -> None:
     shutil.copy(REPO / "notebooks" / "quickstart.ipynb", lab.root / "quickstart.ipynb")
     prefix = "" if ui == "lab" else "notebook7-"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--disable-background-networking", "--no-sandbox", "--disable-dev-shm-usage"],
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             run_all(page, lab.page("quickstart.ipynb", ui))
@@ -195,11 +164,7 @@ def test_code_blocks_and_the_reasoning_demo(lab: Lab) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(REPO / "notebooks" / "tools-and-reasoning.ipynb", lab.root / "tools-and-reasoning.ipynb")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--disable-background-networking", "--no-sandbox", "--disable-dev-shm-usage"],
-        )
+        browser = launch_chromium(playwright)
         context = browser.new_context(
             viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"]
         )
@@ -240,11 +205,14 @@ def check_code_block(page: Any, lab: Lab) -> None:
     block.screenshot(path=str(ARTIFACTS / "chat-code-block.png"))
     view.locator(".lmj-chat-stop").click()
     page.locator(".lmj-chat-static[data-status='stopped']").wait_for(timeout=30_000)
-    # the code is now a cell of its own, right below the chat's cell
+    # the code is now a cell of its own, right below the chat's cell (below a long answer: JupyterLab
+    # fills in an editor's text only once its cell is scrolled into view)
     editors = page.locator(".jp-Notebook .jp-CodeCell .jp-InputArea .cm-content")
     deadline = time.monotonic() + 20
     while [text.strip() for text in editors.all_inner_texts()][2:3] != [CODE]:
         assert time.monotonic() < deadline, editors.all_inner_texts()
+        if editors.count() > 2:
+            editors.nth(2).scroll_into_view_if_needed()
         time.sleep(0.2)
     page.screenshot(path=str(ARTIFACTS / "chat-code-inserted.png"), full_page=True)
     http = httpx.Client(base_url=lab.url, headers={"Authorization": f"token {lab.token}"})
@@ -265,19 +233,6 @@ def check_reasoning_demo(page: Any, lab: Lab) -> None:
     reasoning.locator("summary").click()  # and foldable
     assert reasoning.get_attribute("open") is None and not chat.get_by_text(REASONING).is_visible()
     page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=120_000)
-
-
-def run_all(page: object, url: str) -> None:
-    """Open a notebook, wait for its kernel, run all cells from the Run menu (both UIs have it)."""
-    page.goto(url)  # type: ignore[attr-defined]
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)  # type: ignore[attr-defined]
-    _accept_kernel_dialog(page)
-    page.wait_for_selector(  # type: ignore[attr-defined]
-        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000
-    )
-    page.click("div.lm-MenuBar-itemLabel:text-is('Run')")  # type: ignore[attr-defined]
-    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")  # type: ignore[attr-defined]
-    _accept_kernel_dialog(page)
 
 
 def check_stop_button(page: object, lab: Lab) -> None:
@@ -345,7 +300,7 @@ def check_reopen(page: Any, lab: Lab, ui: str, prefix: str) -> None:
         assert http.delete(f"api/sessions/{session['id']}").status_code == 204
     page.goto(lab.page("quickstart.ipynb", ui))
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    _accept_kernel_dialog(page)
+    accept_kernel_dialog(page)
     # the first chat, once rendered (Notebook 7 may render the outputs again as its kernel starts)
     chat = page.locator(".lmj-chat-static[data-status='done']", has_text=ANSWER).first
     chat.wait_for(timeout=60_000)

@@ -29,10 +29,8 @@ from tiny_gguf import write_tiny_model
 
 from lm_jupyter.client.estimate_view import estimate_text
 from lm_jupyter.client.tables import format_size
-from scripts.build_labextension import OUTPUT, build
-from tests.e2e.jupyterlab import run_jupyterlab, slow_hub
+from tests.e2e.jupyterlab import CHROMIUM, NEEDS_CHROMIUM, labextension_path, run_jupyterlab, slow_hub
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 PLAIN, FIM = "test/tiny-chat", "test/tiny-fim"
@@ -50,12 +48,7 @@ BROWSER_ARGS = [
     "--no-first-run",
 ]
 
-pytestmark = [
-    pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
-    ),
-]
+pytestmark = [pytest.mark.timeout(300), NEEDS_CHROMIUM]
 
 
 @dataclass
@@ -78,11 +71,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinHub]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, hub: StandinHub) -> Iterator[Lab]:
-    build()
     root = tmp_path_factory.mktemp("labext")
-    extensions = root / "jupyter-path" / "labextensions"
-    extensions.mkdir(parents=True)
-    (extensions / "lm_jupyter").symlink_to(OUTPUT, target_is_directory=True)
+    jupyter_path = labextension_path(root / "jupyter-path")
     models = root / "models"
     write_tiny_model(models / "test" / "tiny-chat-GGUF" / "tiny-chat-F32.gguf")
     write_tiny_model(models / "test" / "tiny-fim-GGUF" / "tiny-fim-F32.gguf", name="tiny-fim", fim_keys="fim")
@@ -110,7 +100,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, hub: StandinHub) -> Iterator[L
         HF_ENDPOINT=hub.endpoint,
         HF_HOME=str(root / "hf"),
         HF_HUB_DISABLE_TELEMETRY="1",
-        JUPYTER_PATH=str(root / "jupyter-path"),
+        JUPYTER_PATH=str(jupyter_path),
         JUPYTERLAB_SETTINGS_DIR=str(settings),
         JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
         JUPYTER_RUNTIME_DIR=str(root / "runtime"),

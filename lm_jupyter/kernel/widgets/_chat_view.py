@@ -10,6 +10,10 @@ why ``%%chat`` runs as an async cell (``kernel/chat_runner.py``). An insert beco
 ``set_next_input`` payload of the running cell: JupyterLab and Notebook 7 add the code as a new
 cell below it when it finishes.
 
+Maths in the answer, the reasoning and the prompt is typeset live by the page's own MathJax
+where lm_jupyter's JupyterLab extension lends it (JupyterLab 4 and Notebook 7: ``maths.js``
+and ``labextension/src/maths.ts``); elsewhere (VS Code, Colab) it shows as TeX source.
+
 The view lives while the cell runs. When the exchange ends, ``WidgetView.finish`` replaces the
 output with ``static()``, its Markdown copy, and closes the widget: a saved notebook then shows
 the chat in every front end, after a reopen too, where a widget view would show "model not
@@ -19,22 +23,22 @@ found" once its kernel is gone (``_markdown.py``).
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
+from ._assets import STATIC, joined
 from ._markdown import StaticOutput, exchange_markdown
-
-_STATIC = Path(__file__).parent / "_static"
 
 
 class ChatView(anywidget.AnyWidget):
     """A streamed chat exchange; the chat runner drives its traits."""
 
-    _esm = _STATIC / "chat_view.js"
-    _css = _STATIC / "chat_view.css"
+    # the Markdown subset, then maths typesetting (the page's MathJax where lm_jupyter's Lab
+    # extension lends it: JupyterLab 4, Notebook 7), then the view
+    _esm = joined("chat_markdown.js", "maths.js", "chat_view.js")
+    _css = STATIC / "chat_view.css"
 
     prompt = traitlets.Unicode("").tag(sync=True)
     model = traitlets.Unicode("").tag(sync=True)

@@ -1,69 +1,8 @@
 // ChatView front end: renders the blocks the kernel streams (≤ 20 updates/s) and sends
 // {type: "stop"}, {type: "decide", id, allow} and {type: "insert", code} back. No
-// dependencies: works offline.
-
-function escapeHtml(text) {
-  return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-}
-
-function inline(text) {
-  return escapeHtml(text)
-    .replace(/`([^`]+)`/g, "<code>$1</code>")
-    .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
-    .replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>")
-    .replace(/\[([^\]]+)\]\((https?:[^)\s]+)\)/g, '<a href="$2" target="_blank" rel="noopener">$1</a>');
-}
-
-// A small Markdown subset: fenced code, headings, lists, quotes, paragraphs, inline marks.
-export function markdown(source) {
-  const lines = source.split("\n");
-  const html = [];
-  let i = 0;
-  while (i < lines.length) {
-    const line = lines[i];
-    const fence = line.match(/^```(\w*)/);
-    if (fence) {
-      const body = [];
-      i += 1;
-      while (i < lines.length && !lines[i].startsWith("```")) body.push(lines[i++]);
-      i += 1; // closing fence (or the end of a still-streaming block)
-      html.push(`<pre><code class="language-${fence[1]}">${escapeHtml(body.join("\n"))}</code></pre>`);
-      continue;
-    }
-    const heading = line.match(/^(#{1,6})\s+(.*)$/);
-    if (heading) {
-      html.push(`<h${heading[1].length}>${inline(heading[2])}</h${heading[1].length}>`);
-      i += 1;
-      continue;
-    }
-    if (/^\s*([-*+]|\d+[.)])\s+/.test(line)) {
-      const ordered = /^\s*\d/.test(line);
-      const items = [];
-      while (i < lines.length && /^\s*([-*+]|\d+[.)])\s+/.test(lines[i])) {
-        items.push(`<li>${inline(lines[i].replace(/^\s*([-*+]|\d+[.)])\s+/, ""))}</li>`);
-        i += 1;
-      }
-      html.push(ordered ? `<ol>${items.join("")}</ol>` : `<ul>${items.join("")}</ul>`);
-      continue;
-    }
-    if (line.startsWith(">")) {
-      const quoted = [];
-      while (i < lines.length && lines[i].startsWith(">")) quoted.push(lines[i++].replace(/^>\s?/, ""));
-      html.push(`<blockquote>${markdown(quoted.join("\n"))}</blockquote>`);
-      continue;
-    }
-    if (!line.trim()) {
-      i += 1;
-      continue;
-    }
-    const para = [];
-    while (i < lines.length && lines[i].trim() && !/^(```|#{1,6}\s|>|\s*([-*+]|\d+[.)])\s)/.test(lines[i])) {
-      para.push(inline(lines[i++]));
-    }
-    html.push(`<p>${para.join("<br>")}</p>`);
-  }
-  return html.join("");
-}
+// dependencies: works offline. The Python side puts chat_markdown.js (the Markdown) and
+// maths.js (maths typeset by the page's MathJax where lm_jupyter's JupyterLab extension lends
+// it, else shown as TeX source) in front of this file.
 
 // Code highlighting in JupyterLab's own editor colours (its theme variables, so light, dark and
 // high contrast follow the user's theme): keywords, strings, comments and numbers.
@@ -204,6 +143,8 @@ function render({ model, el: root }) {
   const footer = el("div", "lmj-chat-footer");
   root.append(header, prompt, prefill, body, error, footer);
   const open = new Map(); // reasoning <details> the user opened or closed, by block index
+  const maths = mathsTypesetter(root);
+  let shownPrompt = null; // drawn again only when it changes (its typeset maths would go)
 
   stop.addEventListener("click", () => {
     model.send({ type: "stop" });
@@ -243,7 +184,10 @@ function render({ model, el: root }) {
     root.dataset.status = status;
     stop.style.display = BUSY.has(status) ? "" : "none";
     if (BUSY.has(status) && stop.textContent !== "Stopping…") stop.disabled = false;
-    prompt.innerHTML = markdown(model.get("prompt"));
+    if (model.get("prompt") !== shownPrompt) {
+      shownPrompt = model.get("prompt");
+      prompt.innerHTML = markdown(shownPrompt);
+    }
     const progress = model.get("prefill");
     prefill.style.display = progress && progress.total ? "" : "none";
     if (progress && progress.total) {
@@ -290,6 +234,7 @@ function render({ model, el: root }) {
     items.forEach((item, i) => item.parts && reconcile(body.children[i], item.parts));
     error.textContent = model.get("error");
     footer.textContent = model.get("footer");
+    maths.pass();
   }
 
   for (const name of ["status", "blocks", "prompt", "model", "footer", "error", "reasoning_mode", "prefill"]) {
@@ -297,6 +242,7 @@ function render({ model, el: root }) {
   }
   update();
   return () => {
+    maths.close();
     for (const name of ["status", "blocks", "prompt", "model", "footer", "error", "reasoning_mode", "prefill"]) {
       model.off(`change:${name}`, update);
     }
