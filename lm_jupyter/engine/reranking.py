@@ -27,7 +27,10 @@ async def rerank(
     if kind == "embeddings" and cosine:
         result = await instance.embed([query, *documents])
         first, *rest = result["vectors"]  # normalised: the dot product is the cosine
-        scores = [sum(a * b for a, b in zip(first, vector, strict=True)) for vector in rest]
+        # a cosine is within [-1, 1]; float32 rounding of unit vectors can step just past 1
+        scores = [
+            min(1.0, max(-1.0, sum(a * b for a, b in zip(first, vector, strict=True)))) for vector in rest
+        ]
         return instance, {"scores": scores, "prompt_tokens": result["prompt_tokens"]}
     if kind != "reranker":
         hint = (

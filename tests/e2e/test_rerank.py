@@ -85,7 +85,9 @@ def test_cosine_fallback_only_when_asked(http: httpx.Client) -> None:
         "v1/embeddings", json={"model": "test/tiny-embed", "input": ["hello world", DOCS[1]]}
     ).json()
     a, b = (item["embedding"] for item in vectors["data"])
-    assert by_index[1] == pytest.approx(sum(x * y for x, y in zip(a, b, strict=True)), abs=1e-6)
+    # the same vectors up to rounding: llama.cpp's flash attention (on by default) sums a batch of
+    # five texts in another order than a batch of two
+    assert by_index[1] == pytest.approx(sum(x * y for x, y in zip(a, b, strict=True)), abs=1e-4)
 
 
 def test_a_reranker_is_not_a_chat_model(http: httpx.Client) -> None:
