@@ -19,7 +19,7 @@ import pytest
 from llama_cpp import _internals
 
 from lm_jupyter.engine.worker.llama import grammar_mask
-from lm_jupyter.engine.worker.llama.grammar_mask import allowed_mask, first_allowed
+from lm_jupyter.engine.worker.llama.grammar_mask import GrammarState, allowed_mask, first_allowed
 from tests.tiny_gguf import write_tiny_model
 
 # Byte tokens spelling "x" are allowed, and the words "▁yes" / "▁no".
@@ -37,18 +37,20 @@ def vocab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture
-def grammar(vocab: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def grammar(vocab: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[GrammarState]:
     monkeypatch.setattr(grammar_mask, "LIKELIEST", 16)
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, GRAMMAR.encode(), b"root")
-    yield sampler
-    llama_cpp.llama_sampler_free(sampler)
+    monkeypatch.setattr(GrammarState, "_kept", type(GrammarState._kept)())
+    state = GrammarState(vocab, GRAMMAR)
+    yield state
+    state.free()
 
 
-def _full(grammar: Any, logits: np.ndarray) -> np.ndarray:
+def _full(grammar: GrammarState | Any, logits: np.ndarray) -> np.ndarray:
     """llama.cpp's way: the grammar over every token."""
+    sampler = grammar.sampler if isinstance(grammar, GrammarState) else grammar
     candidates = _internals.LlamaTokenDataArray(n_vocab=len(logits))
     candidates.copy_logits(logits)
-    llama_cpp.llama_sampler_apply(grammar, ctypes.byref(candidates.candidates))
+    llama_cpp.llama_sampler_apply(sampler, ctypes.byref(candidates.candidates))
     return candidates.candidates_data.logit.copy()
 
 
@@ -83,3 +85,32 @@ def test_same_as_masking_every_token(vocab: Any, grammar: Any) -> None:
             top = min(need, int(expected.sum()))
             ranked = sorted(np.flatnonzero(expected), key=lambda t: (-logits[t], t))[:top]
             assert sorted(np.flatnonzero(mask), key=lambda t: (-logits[t], t))[:top] == ranked
+
+
+def test_kept_whole_vocabulary_answers_follow_the_state(vocab: Any, grammar: GrammarState) -> None:
+    """A whole-vocabulary answer is kept per grammar and accepted tokens: a second request in
+    the same state reuses it, and after other tokens it is asked anew. Either way each answer
+    is what llama.cpp's own grammar sampler in that state gives."""
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    zeros = np.zeros(n_vocab, dtype=np.float32)
+    assert grammar.known() is None
+    first = grammar.whole(n_vocab)
+    assert (first == np.isfinite(_full(grammar, zeros))).all()
+    twin = GrammarState(vocab, GRAMMAR)
+    raw = llama_cpp.llama_sampler_init_grammar(vocab, GRAMMAR.encode(), b"root")
+    try:
+        assert twin.known() is first  # the same state: no second walk over the vocabulary
+        token = int(np.flatnonzero(first)[0])  # a start the grammar allows
+        for state in (grammar, twin):
+            state.accept(token)
+        llama_cpp.llama_sampler_accept(raw, token)
+        assert twin.known() is None  # a new state
+        after = twin.whole(n_vocab)
+        assert (after == np.isfinite(_full(raw, zeros))).all() and not (after == first).all()
+        assert grammar.known() is after
+        far = np.full(n_vocab, 5.0, dtype=np.float32)  # every refused token above every allowed one
+        far[after] = -5.0
+        assert first_allowed(grammar, far) == int(np.argmax(_full(raw, far)))
+    finally:
+        twin.free()
+        llama_cpp.llama_sampler_free(raw)

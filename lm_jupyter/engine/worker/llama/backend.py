@@ -16,6 +16,7 @@ from llama_cpp.llama_grammar import SchemaConverter, json_schema_to_gbnf
 from ...protocol import DraftSpec, Emit, GenerateParams
 from ..backend import Cancelled, Progress, RequestError
 from ..overflow import fit_request, keep_count
+from .grammar_mask import GrammarState
 from .log import BufferSizes
 from .logprobs import token_piece
 from .sampling import Sampler, make_context, make_sampler
@@ -61,12 +62,12 @@ class Prepared:
     keep: int
     sampler: Sampler
     added_bos: bool = False  # BOS is not the prompt's text (echo leaves it out)
-    mask: Any = None  # constrained_logprobs: a grammar sampler that only masks alternatives
+    mask: GrammarState | None = None  # constrained_logprobs: a grammar that only masks alternatives
 
     def discard(self) -> None:
         self.sampler.free()
         if self.mask is not None:
-            llama_cpp.llama_sampler_free(self.mask)
+            self.mask.free()
 
 
 def _tool_call_gbnf(forced: dict[str, Any]) -> str:
@@ -333,11 +334,7 @@ class LlamaBackend:
             )
         sampler = make_sampler(self.model, params, grammar)
         # A second copy of the grammar that only says which tokens it allows at each step.
-        mask = (
-            llama_cpp.llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root")
-            if grammar and params.get("constrained_logprobs")
-            else None
-        )
+        mask = GrammarState(self._vocab, grammar) if grammar and params.get("constrained_logprobs") else None
         keep = keep_count(policy, tokens, self.n_ctx, bos)
         return Prepared(params, tokens, keep, sampler, added_bos, mask)
 

@@ -17,7 +17,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from .grammar_mask import allowed_mask
+from .grammar_mask import GrammarState, allowed_mask
 
 # JSON has no -inf; OpenAI reports vanishing probabilities as -9999.0.
 FLOOR = -9999.0
@@ -101,11 +101,11 @@ class TokenScorer:
         ]
 
     def scored(
-        self, index: int, token: int, top: int, prompt: bool = False, mask: Any = None
+        self, index: int, token: int, top: int, prompt: bool = False, mask: GrammarState | None = None
     ) -> dict[str, Any]:
         """``token``'s entry from the raw logits at batch ``index``; a prompt token is shown
         with its special text (``<start_of_turn>``), as it was written. With a ``mask`` (a
-        grammar sampler), alternatives are only tokens it allows now (asked about the likeliest
+        grammar's state), alternatives are only tokens it allows now (asked about the likeliest
         tokens first, ``grammar_mask``)."""
         pointer = llama_cpp.llama_get_logits_ith(self.ctx, index)
         logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))

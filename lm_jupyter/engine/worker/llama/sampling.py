@@ -13,7 +13,7 @@ from llama_cpp import _internals
 from ...protocol import GenerateParams
 from ..defaults import PENALTY_LAST_N, pick
 from .adjust import SparseAdjust
-from .grammar_mask import first_allowed
+from .grammar_mask import GrammarState, first_allowed
 
 
 class Sampler:
@@ -26,7 +26,7 @@ class Sampler:
     Any other temperature runs llama.cpp's chain (grammar, top-k, top-p, min-p, temperature,
     seeded draw)."""
 
-    def __init__(self, n_vocab: int, adjust: SparseAdjust, grammar: Any, chain: Any) -> None:
+    def __init__(self, n_vocab: int, adjust: SparseAdjust, grammar: GrammarState | None, chain: Any) -> None:
         self.n_vocab = n_vocab
         self.adjust = adjust if adjust.active else None
         self.grammar = grammar  # greedy only: the chain holds its own
@@ -50,13 +50,14 @@ class Sampler:
         if self.adjust is not None:
             self.adjust.accept(token)
         if self.chain is None and self.grammar is not None:
-            llama_cpp.llama_sampler_accept(self.grammar, token)
+            self.grammar.accept(token)
         return token
 
     def free(self) -> None:
-        for sampler in (self.chain, self.grammar):
-            if sampler is not None:
-                llama_cpp.llama_sampler_free(sampler)
+        if self.chain is not None:
+            llama_cpp.llama_sampler_free(self.chain)
+        if self.grammar is not None:
+            self.grammar.free()
 
 
 def make_sampler(model: Any, params: GenerateParams, grammar: str | None) -> Sampler:
@@ -71,10 +72,10 @@ def make_sampler(model: Any, params: GenerateParams, grammar: str | None) -> Sam
         frequency=params.get("frequency_penalty") or 0.0,
         presence=params.get("presence_penalty") or 0.0,
     )
-    compiled = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root") if grammar else None
     temperature = pick(params, "temperature")
     if temperature <= 0:
-        return Sampler(n_vocab, adjust, compiled, None)
+        return Sampler(n_vocab, adjust, GrammarState(vocab, grammar) if grammar else None, None)
+    compiled = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root") if grammar else None
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     seed = params.get("seed")
     samplers = [compiled] if compiled else []

@@ -24,6 +24,7 @@ from ...protocol import Emit, GenerateParams, prompt_progress, shifts
 from ..backend import common_prefix, done_event
 from ..overflow import discard_count
 from .batch import Entry, fill
+from .grammar_mask import GrammarState
 from .logprobs import TokenScorer, entry
 from .sampling import Sampler
 from .speculative import DraftJob, DraftModel, Speculation
@@ -52,7 +53,7 @@ class _Request:
     top_logprobs: int | None = None  # None: no logprobs; else alternatives per token
     echo: bool = False  # score the prompt's tokens too (completions' echo)
     progress: bool = False  # a prompt_progress event after each prompt chunk (return_progress)
-    mask: Any = None  # constrained_logprobs: a grammar sampler following the answer
+    mask: GrammarState | None = None  # constrained_logprobs: a grammar following the answer
     scores: list[dict[str, Any]] = field(default_factory=list)  # logprobs not yet sent with text
 
 
@@ -109,7 +110,7 @@ class Scheduler:
         keep: int = 0,
         speculation: Speculation | None = None,
         added_bos: bool = False,
-        mask: Any = None,
+        mask: GrammarState | None = None,
     ) -> None:
         """``added_bos``: the server put BOS before the prompt's text (echo leaves it out).
         ``mask``: a grammar sampler that limits logprobs' alternatives to what it allows."""
@@ -277,7 +278,7 @@ class Scheduler:
                     self.scorer.scored(index + offset, token, request.top_logprobs, mask=request.mask)
                 )
                 if request.mask is not None:
-                    llama_cpp.llama_sampler_accept(request.mask, token)
+                    request.mask.accept(token)
             agreed = offset < len(drafts) and token == drafts[offset]
             if agreed and counters is not None:
                 accepted += 1
@@ -434,7 +435,7 @@ class Scheduler:
         request.emit(done)
         request.sampler.free()
         if request.mask is not None:
-            llama_cpp.llama_sampler_free(request.mask)
+            request.mask.free()
         if slot is not None:
             slot.request = None
             slot.last_used = time.perf_counter()
