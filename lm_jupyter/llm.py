@@ -7,11 +7,12 @@
   label's probability (from logprobs; see ``lm_jupyter.data.labels`` for multi-token labels).
 - ``llm.embed(data)``: a numpy array, rows x dimensions, requested in batches.
 
-Every call keeps as many requests in flight as the serving instance has ``parallel`` slots,
-so the server batches them; shows progress; keeps rows that fail (``result.attrs["errors"]``
-and an ``error`` column; ``errors="raise"`` raises instead); returns the rows already done
-when interrupted (the others are missing: None or NaN); and caches finished rows on disk
-(``cache=False`` to skip), so re-running a cell computes only rows it has not seen.
+Every call keeps the serving instance's ``parallel`` slots busy (and a few requests queued
+behind them, so no slot waits for the notebook), so the server batches them; shows progress;
+keeps rows that fail (``result.attrs["errors"]`` and an ``error`` column; ``errors="raise"``
+raises instead); returns the rows already done when interrupted (the others are missing: None
+or NaN); and caches finished rows on disk (``cache=False`` to skip), so re-running a cell
+computes only rows it has not seen.
 ``llm.last_run`` describes the last call.
 """
 
@@ -41,10 +42,9 @@ from .data.rows import (
 )
 from .data.runner import Job, run
 
-CLASSIFY_TEMPLATE = (
-    "Classify the text into exactly one of these labels: {labels}.\n\n"
-    "Text: {text}\n\nAnswer with the label only."
-)
+# The instructions come before the text: they are the same for every row, so the prefix cache
+# keeps them, and a row costs only its own text (an instruction after it is new every time).
+CLASSIFY_TEMPLATE = "Label the text with exactly one of: {labels}.\n\nText: {text}"
 EMBED_BATCH = 32
 
 last_run: Report | None = None
@@ -206,7 +206,8 @@ def _run(
     batch_size: int = 1,
 ) -> dict[int, Any]:
     """Results by row position: cached ones first, the rest computed ``concurrency`` (else
-    the instance's ``parallel``) at a time; ``last_run`` says how it went."""
+    ``target.in_flight``: the instance's ``parallel`` and a few queued) at a time;
+    ``last_run`` says how it went."""
     global last_run
     if errors not in ("keep", "raise"):
         raise ValueError("errors must be 'keep' or 'raise'")
@@ -241,7 +242,7 @@ def _run(
         report.interrupted = run(
             jobs,
             answer,
-            concurrency=concurrency or target.parallel,
+            concurrency=concurrency or target.in_flight,
             on_result=on_result,
             on_error=on_error,
             state=state,

@@ -16,6 +16,13 @@ class Target:
     key: str  # what the cache is keyed by (the model's key, whichever instance serves it)
     parallel: int  # the instance's slots: requests in flight that batch together
 
+    @property
+    def in_flight(self) -> int:
+        """Requests to keep in flight: the slots, and one more waiting behind every second
+        slot, so a slot that finishes takes the next row at the server's next step instead of
+        idling through the round trip to the notebook and back (the server queues them)."""
+        return self.parallel + max(1, self.parallel // 2)
+
 
 def resolve(client: Client, model: str | None, kind: str) -> Target:
     """``kind``: "llm" or "embedding". No model: the first loaded one of that kind. A server

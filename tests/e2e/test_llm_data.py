@@ -61,7 +61,7 @@ FRAME = pd.DataFrame(
 
 def test_parallel_comes_from_the_server(tiny: str) -> None:
     target = resolve(llm.client(), tiny, "llm")
-    assert (target.model, target.key, target.parallel) == (tiny, TINY, 3)
+    assert (target.model, target.key, target.parallel, target.in_flight) == (tiny, TINY, 3, 4)
     assert resolve(llm.client(), "test/tiny-base", "llm").parallel == 4  # JIT: the server's default
 
 

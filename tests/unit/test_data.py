@@ -14,6 +14,7 @@ import pytest
 from lm_jupyter.data import labels
 from lm_jupyter.data._client import LmError
 from lm_jupyter.data.cache import ResultCache
+from lm_jupyter.data.models import Target
 from lm_jupyter.data.progress import State, TextView, line
 from lm_jupyter.data.rows import Report, cache_key, record_frame, render, rows_of, schema_of, text_series
 from lm_jupyter.data.runner import Cancelled, Job, run, with_retries
@@ -30,6 +31,12 @@ def test_rows_of_each_kind_keep_the_index() -> None:
     assert rows_of(iter(["p", "q"])).index == [0, 1]
     with pytest.raises(TypeError):
         rows_of("a string is not rows")
+
+
+def test_requests_in_flight_fill_the_slots_and_queue_a_few() -> None:
+    """More requests than slots (the server queues them), so no slot idles while the next
+    row travels from the kernel; one extra at least."""
+    assert [Target("m", "m", parallel).in_flight for parallel in (1, 2, 3, 4, 8)] == [2, 3, 4, 6, 12]
 
 
 def test_render_templates() -> None:

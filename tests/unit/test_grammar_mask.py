@@ -19,7 +19,7 @@ import pytest
 from llama_cpp import _internals
 
 from lm_jupyter.engine.worker.llama import grammar_mask
-from lm_jupyter.engine.worker.llama.grammar_mask import GrammarState, allowed_mask, first_allowed
+from lm_jupyter.engine.worker.llama.grammar_mask import GrammarState, allowed_ids, first_allowed
 from tests.tiny_gguf import write_tiny_model
 
 # Byte tokens spelling "x" are allowed, and the words "▁yes" / "▁no".
@@ -40,6 +40,7 @@ def vocab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def grammar(vocab: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[GrammarState]:
     monkeypatch.setattr(grammar_mask, "LIKELIEST", 16)
     monkeypatch.setattr(GrammarState, "_kept", type(GrammarState._kept)())
+    monkeypatch.setattr(GrammarState, "_met", type(GrammarState._met)())
     state = GrammarState(vocab, GRAMMAR)
     yield state
     state.free()
@@ -79,12 +80,12 @@ def test_same_as_masking_every_token(vocab: Any, grammar: Any) -> None:
         masked = _full(grammar, logits)
         assert first_allowed(grammar, logits) == int(np.argmax(masked))
         for need in (1, 3, 20):
-            mask = allowed_mask(grammar, logits, need)
+            ids = allowed_ids(grammar, logits, need)
             expected = np.isfinite(masked)
-            assert (mask <= expected).all()  # never a refused token
+            assert expected[ids].all()  # never a refused token
             top = min(need, int(expected.sum()))
             ranked = sorted(np.flatnonzero(expected), key=lambda t: (-logits[t], t))[:top]
-            assert sorted(np.flatnonzero(mask), key=lambda t: (-logits[t], t))[:top] == ranked
+            assert sorted(ids.tolist(), key=lambda t: (-logits[t], t))[:top] == ranked
 
 
 def test_kept_whole_vocabulary_answers_follow_the_state(vocab: Any, grammar: GrammarState) -> None:
@@ -95,18 +96,19 @@ def test_kept_whole_vocabulary_answers_follow_the_state(vocab: Any, grammar: Gra
     zeros = np.zeros(n_vocab, dtype=np.float32)
     assert grammar.known() is None
     first = grammar.whole(n_vocab)
-    assert (first == np.isfinite(_full(grammar, zeros))).all()
+    assert np.array_equal(first, np.flatnonzero(np.isfinite(_full(grammar, zeros))))
     twin = GrammarState(vocab, GRAMMAR)
     raw = llama_cpp.llama_sampler_init_grammar(vocab, GRAMMAR.encode(), b"root")
     try:
         assert twin.known() is first  # the same state: no second walk over the vocabulary
-        token = int(np.flatnonzero(first)[0])  # a start the grammar allows
+        token = int(first[0])  # a start the grammar allows
         for state in (grammar, twin):
             state.accept(token)
         llama_cpp.llama_sampler_accept(raw, token)
         assert twin.known() is None  # a new state
         after = twin.whole(n_vocab)
-        assert (after == np.isfinite(_full(raw, zeros))).all() and not (after == first).all()
+        assert np.array_equal(after, np.flatnonzero(np.isfinite(_full(raw, zeros))))
+        assert not np.array_equal(after, first)
         assert grammar.known() is after
         far = np.full(n_vocab, 5.0, dtype=np.float32)  # every refused token above every allowed one
         far[after] = -5.0
@@ -114,3 +116,24 @@ def test_kept_whole_vocabulary_answers_follow_the_state(vocab: Any, grammar: Gra
     finally:
         twin.free()
         llama_cpp.llama_sampler_free(raw)
+
+
+def test_a_state_met_again_is_asked_about_every_token_once(vocab: Any, grammar: GrammarState) -> None:
+    """The first request in a state whose argmax the grammar refuses searches the likeliest
+    tokens and keeps nothing (a state met once may never come back); the next request in that
+    state asks the whole vocabulary and keeps the answer. The token is llama.cpp's either way."""
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    allowed = np.isfinite(_full(grammar, np.zeros(n_vocab, dtype=np.float32)))
+    logits = np.zeros(n_vocab, dtype=np.float32)
+    refused = int(np.flatnonzero(~allowed)[0])
+    logits[refused] = 9.0  # the argmax is refused
+    expected = int(np.argmax(_full(grammar, logits)))
+    assert first_allowed(grammar, logits) == expected
+    assert grammar.known() is None
+    twin = GrammarState(vocab, GRAMMAR)
+    try:
+        assert first_allowed(twin, logits) == expected
+        assert twin.known() is not None and grammar.known() is twin.known()
+        assert first_allowed(grammar, logits) == expected
+    finally:
+        twin.free()

@@ -31,6 +31,14 @@ def test_ties_rank_the_lower_token_first_and_zero_top_gives_none() -> None:
     assert log_softmax_at(logits, [5], 0)[1] == []
 
 
+def test_a_tie_at_the_cut_keeps_the_lower_ids_also_among_allowed_ids() -> None:
+    logits = np.array([1.0, 2.0, 2.0, 2.0, 0.0, 2.0], dtype=np.float32)
+    assert [token for token, _ in log_softmax_at(logits, [0], 2)[1]] == [1, 2]
+    allowed = np.array([0, 3, 4, 5])
+    assert [token for token, _ in log_softmax_at(logits, [0], 2, allowed)[1]] == [3, 5]
+    assert [token for token, _ in log_softmax_at(logits, [0], 9, allowed)[1]] == [3, 5, 0, 4]
+
+
 def test_huge_gaps_are_floored_not_infinite() -> None:
     logits = np.array([0.0, -1e30], dtype=np.float32)
     (value,), _ = log_softmax_at(logits, [1], 0)

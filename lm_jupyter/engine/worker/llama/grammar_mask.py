@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ctypes
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import llama_cpp
@@ -27,7 +27,8 @@ import numpy as np
 
 LIKELIEST = 4096
 KEYED_TOKENS = 64  # states further into an answer are not kept: long answers rarely repeat them
-MASKS = 32  # whole-vocabulary answers kept (262 KB each for Gemma 3), least recently used dropped
+MASKS = 32  # whole-vocabulary answers kept (allowed ids), least recently used dropped
+MET = 1024  # states remembered as met before
 
 _TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
 
@@ -37,6 +38,7 @@ class GrammarState:
     names it (None past ``KEYED_TOKENS`` tokens) for the whole-vocabulary answers kept."""
 
     _kept: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()  # one worker, one model
+    _met: OrderedDict[tuple[Any, ...], None] = OrderedDict()  # states asked about before
 
     def __init__(self, vocab: Any, gbnf: str) -> None:
         self.sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
@@ -51,18 +53,31 @@ class GrammarState:
         llama_cpp.llama_sampler_free(self.sampler)
 
     def known(self) -> np.ndarray | None:
-        """The whole vocabulary's answer for this state, if it was kept."""
+        """The ids the grammar allows in this state (ascending), if its answer was kept."""
         kept = self._kept.get(self.key) if self.key is not None else None
         if kept is not None:
             self._kept.move_to_end(self.key)  # type: ignore[arg-type]
         return kept
 
+    def met_before(self) -> bool:
+        """Whether a request was in this state before (noting that one is now): a state met
+        twice is met again (a table's rows), so its whole answer is worth asking for once."""
+        if self.key is None:
+            return False
+        met = self.key in self._met
+        self._met[self.key] = None
+        self._met.move_to_end(self.key)
+        if len(self._met) > MET:
+            self._met.popitem(last=False)
+        return met
+
     def whole(self, n_vocab: int) -> np.ndarray:
-        """Which tokens of the whole vocabulary the grammar allows now (asked with equal
-        logits, so the answer is the grammar's alone and can be kept)."""
+        """The ids of the whole vocabulary the grammar allows now (asked with equal logits, so
+        the answer is the grammar's alone and can be kept)."""
         allowed = self.known()
         if allowed is None:
-            allowed = np.isfinite(_masked(self.sampler, np.zeros(n_vocab, np.single), np.arange(n_vocab)))
+            zeros = np.zeros(n_vocab, np.single)
+            allowed = np.flatnonzero(np.isfinite(_masked(self.sampler, zeros, np.arange(n_vocab))))
             if self.key is not None:
                 self._kept[self.key] = allowed
                 if len(self._kept) > MASKS:
@@ -93,32 +108,34 @@ def _subsets(logits: np.ndarray, need: int) -> Iterator[np.ndarray]:
         yield np.flatnonzero(logits >= threshold)
 
 
-def _search(
-    state: GrammarState, logits: np.ndarray, need: int, enough: Callable[[np.ndarray], bool]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ids of the first set of likeliest tokens whose masked logits are ``enough``, else
-    of the whole vocabulary, with their masked logits."""
-    if state.known() is None:
+def _allowed(state: GrammarState, logits: np.ndarray, need: int) -> np.ndarray:
+    """Ids the grammar allows (ascending) whose logits are not -inf: all of them within the
+    first set of likeliest tokens that holds ``need`` such tokens, else within the whole
+    vocabulary (kept). A state met before goes to the whole vocabulary as soon as the argmax
+    alone is not enough: asked once, its answer serves every later visit."""
+    allowed = state.known()
+    if allowed is None:
+        again = state.met_before()
         for ids in _subsets(logits, need):
-            masked = _masked(state.sampler, logits, ids)
-            if enough(masked):
-                return ids, masked
-    return np.arange(len(logits)), np.where(state.whole(len(logits)), logits, -np.inf)
+            found = ids[np.isfinite(_masked(state.sampler, logits, ids))]
+            if len(found) >= need:
+                return found
+            if again:
+                break
+        allowed = state.whole(len(logits))
+    return allowed[np.isfinite(logits[allowed])]
 
 
 def first_allowed(state: GrammarState, logits: np.ndarray) -> int:
     """The greedy token under ``grammar``: the likeliest allowed token, the lowest id of a tie,
     as llama.cpp's greedy sampler after its grammar sampler picks it (even when the whole
     vocabulary is refused or -inf: then the first of the maxima, token 0)."""
-    ids, masked = _search(state, logits, 1, lambda masked: bool(np.isfinite(masked.max())))
-    return int(ids[np.argmax(masked)])
+    allowed = _allowed(state, logits, 1)
+    return int(allowed[np.argmax(logits[allowed])]) if len(allowed) else 0
 
 
-def allowed_mask(state: GrammarState, logits: np.ndarray, need: int) -> np.ndarray:
-    """A boolean mask over the vocabulary, True for tokens ``grammar`` allows among a set of
-    likeliest tokens holding at least ``need`` allowed ones (the whole vocabulary when it has
-    fewer): enough to rank the ``need`` likeliest allowed tokens exactly."""
-    ids, masked = _search(state, logits, need, lambda masked: int(np.isfinite(masked).sum()) >= need)
-    mask = np.zeros(len(logits), dtype=bool)
-    mask[ids[np.isfinite(masked)]] = True
-    return mask
+def allowed_ids(state: GrammarState, logits: np.ndarray, need: int) -> np.ndarray:
+    """Ids the grammar allows, among a set of likeliest tokens holding at least ``need`` of
+    them (the whole vocabulary when it has fewer): enough to rank the ``need`` likeliest
+    allowed tokens exactly."""
+    return _allowed(state, logits, need)

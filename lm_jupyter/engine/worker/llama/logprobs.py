@@ -17,7 +17,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 
-from .grammar_mask import GrammarState, allowed_mask
+from .grammar_mask import GrammarState, allowed_ids
 
 # JSON has no -inf; OpenAI reports vanishing probabilities as -9999.0.
 FLOOR = -9999.0
@@ -27,7 +27,7 @@ def log_softmax_at(
     logits: np.ndarray, tokens: list[int], top: int, allowed: np.ndarray | None = None
 ) -> tuple[list[float], list[tuple[int, float]]]:
     """The logprobs of ``tokens`` and the ``top`` most likely (token, logprob) pairs, among
-    the ``allowed`` tokens (a boolean mask) if given."""
+    the ``allowed`` token ids if given."""
     peak = float(logits.max())
     # exp in float32 (the vocabulary can be 262k wide), summed in float64.
     total = float(np.exp(logits - peak, dtype=np.float32).sum(dtype=np.float64))
@@ -35,13 +35,21 @@ def log_softmax_at(
     chosen = [_floor(float(logits[token]) - norm) for token in tokens]
     if top <= 0:
         return chosen, []
-    ranking = logits if allowed is None else np.where(allowed, logits, -np.inf)
-    top = min(top, logits.shape[0] if allowed is None else int(allowed.sum()))
-    if top <= 0:
-        return chosen, []
-    candidates = np.argpartition(-ranking, top - 1)[:top]
-    ranked = sorted(candidates.tolist(), key=lambda token: (-float(logits[token]), token))
+    ranked = _likeliest(logits if allowed is None else logits[allowed], top, allowed)
     return chosen, [(token, _floor(float(logits[token]) - norm)) for token in ranked]
+
+
+def _likeliest(values: np.ndarray, top: int, ids: np.ndarray | None) -> list[int]:
+    """The ``top`` ids (positions if ``ids`` is None) of the largest ``values``, largest
+    first, the lower id first in a tie (also a tie at the cut, which is why every value equal
+    to the cut's is ranked, not an arbitrary few of them)."""
+    if top < len(values):
+        cut = np.partition(values, len(values) - top)[len(values) - top]
+        positions = np.flatnonzero(values >= cut)
+    else:
+        positions = np.arange(len(values))
+    chosen = positions if ids is None else ids[positions]
+    return chosen[np.lexsort((chosen, -values[positions]))][:top].tolist()
 
 
 def _floor(value: float) -> float:
@@ -109,7 +117,7 @@ class TokenScorer:
         tokens first, ``grammar_mask``)."""
         pointer = llama_cpp.llama_get_logits_ith(self.ctx, index)
         logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
-        allowed = allowed_mask(mask, logits, top) if mask is not None and top > 0 else None
+        allowed = allowed_ids(mask, logits, top) if mask is not None and top > 0 else None
         (logprob,), alternatives = log_softmax_at(logits, [token], top, allowed)
         pieces = [(self.piece(alt), value) for alt, value in alternatives]
         return entry(self.piece(token, special=prompt), logprob, pieces)
