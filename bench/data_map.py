@@ -12,7 +12,8 @@ Each task runs three ways in the same process, on the same model file and thread
 logprobs, which llama-cpp-python only computes with logits_all);
 (b) the openai SDK against this server, one request after another: the loop people write;
 (c) llm.classify / llm.map against the same server (an instance with --parallel slots), which
-keeps --parallel requests in flight so continuous batching fills the slots.
+keeps the slots busy and a few requests queued (``Target.in_flight``), so continuous batching
+fills the slots.
 Prints rows per second and the ratios of (c) to (a) and (b). Caching is off (cache=False).
 """
 

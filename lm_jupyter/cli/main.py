@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..client import discovery
 from ..client.client import Client, LmError
-from ..client.command import add_commands, unique_match
+from ..client.command import add_commands, resolve_model
 from ..client.commands import COMMANDS
 from ..client.tables import Table
 from ..hub.store import import_model, models_dir_from_env
@@ -47,7 +47,7 @@ def cmd_shared(args: argparse.Namespace) -> int:
     a load draws its progress on a terminal (``%lms load`` shows its own view)."""
     client = _client()
     if args.command == "load" and not (args.estimate_only or args.json):
-        args.model = unique_match(args.model, client.models())
+        resolve_model(client, args)
         with load_bar(client, args.model, args.identifier, sys.stderr):
             result = args.command_action(client, args)
     else:

@@ -69,3 +69,13 @@ def unique_match(name: str, models: list[dict[str, Any]]) -> str:
             return keys[0]
         raise CommandError(f"'{name}' matches {len(keys)} models ({', '.join(keys)}); name one of them.")
     return hits[0] if hits else name
+
+
+def resolve_model(client: Client, args: argparse.Namespace) -> str:
+    """``args.model`` as :func:`unique_match` names it, resolved once per command: a front end
+    that shows a load's progress resolves it first, and the load itself need not list the
+    models again."""
+    if not getattr(args, "model_resolved", False):
+        args.model = unique_match(args.model, client.models())
+        args.model_resolved = True
+    return str(args.model)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .admin import PRESET, REMOTE, TOKEN
 from .client import Client
-from .command import Command, CommandError, CommandResult, unique_match
+from .command import Command, CommandError, CommandResult, resolve_model
 from .estimate_view import estimate_text
 from .options import gpu_option, load_options
 from .tables import ls_json, ls_table, ps_table
@@ -107,7 +107,7 @@ def loaded_message(result: dict[str, Any], seconds: float) -> str:
 
 
 def _load(client: Client, args: argparse.Namespace) -> CommandResult:
-    args.model = unique_match(args.model, client.models())
+    resolve_model(client, args)
     if args.estimate_only:
         estimate = load_estimate(client, args)
         if args.json:

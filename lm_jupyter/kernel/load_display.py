@@ -20,7 +20,7 @@ from typing import Any
 from IPython.display import display
 
 from ..client.client import Client, LmError
-from ..client.command import CommandResult, unique_match
+from ..client.command import CommandResult, resolve_model
 from ..client.commands import load_estimate, loaded_message
 from ..client.load_follow import LoadState, follow, load_state
 from ..client.notebook_text import for_notebook
@@ -86,7 +86,7 @@ def load_in_view(client: Client, args: argparse.Namespace) -> CommandResult:
     """``%lms load`` in a kernel: the estimate, the progress, then the measured memory. An
     interrupt (Ctrl+C, the kernel's stop button) may land anywhere: it ends the view."""
     try:
-        args.model = unique_match(args.model, client.models())
+        resolve_model(client, args)
         estimate = load_estimate(client, args)
     except KeyboardInterrupt:
         return CommandResult(message="Interrupted before the load began.")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import Any
+
 import pytest
 
-from lm_jupyter.client.command import CommandError, unique_match
+from lm_jupyter.client.command import CommandError, resolve_model, unique_match
 
 MODELS = [
     {
@@ -33,3 +36,24 @@ def test_an_ambiguous_part_lists_the_models_and_an_unknown_one_is_left_to_the_se
     ):
         unique_match("gemma", MODELS)
     assert unique_match("llama", MODELS) == "llama"
+
+
+class _Listing:
+    """Answers ``models()`` as the server would, counting how often it is asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def models(self) -> list[dict[str, Any]]:
+        self.asked += 1
+        return MODELS
+
+
+def test_a_command_resolves_its_model_once() -> None:
+    """``lmj load qwen2.5`` resolves the name for its progress bar and again in the load: the
+    models are listed once."""
+    listing = _Listing()
+    args = argparse.Namespace(model="qwen2.5")
+    for _ in range(2):
+        assert resolve_model(listing, args) == "qwen/qwen2.5-coder-1.5b-instruct"  # type: ignore[arg-type]
+    assert listing.asked == 1
