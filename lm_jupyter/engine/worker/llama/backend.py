@@ -151,7 +151,7 @@ def open_backend(command: dict[str, Any], progress: Progress) -> tuple[LlamaBack
             embedding=command["embedding"],
             threads=command.get("threads", 0),
             gpu_layers=command.get("gpu_layers", 0),
-            flash_attention=command.get("flash_attention", True),
+            flash_attention=command["flash_attention"],
             parallel=command.get("parallel", 1),
             progress=progress,
         )
@@ -182,9 +182,9 @@ class LlamaBackend:
         *,
         context_length: int,
         embedding: bool,
+        flash_attention: bool,  # the load command's: the default lives in engine.instance.LoadOptions
         threads: int = 0,
         gpu_layers: int = 0,
-        flash_attention: bool = True,
         parallel: int = 4,
         progress: Progress = lambda _fraction: None,
     ) -> None:

@@ -72,16 +72,14 @@ class GrammarState:
         return met
 
     def whole(self, n_vocab: int) -> np.ndarray:
-        """The ids of the whole vocabulary the grammar allows now (asked with equal logits, so
-        the answer is the grammar's alone and can be kept)."""
-        allowed = self.known()
-        if allowed is None:
-            zeros = np.zeros(n_vocab, np.single)
-            allowed = np.flatnonzero(np.isfinite(_masked(self.sampler, zeros, np.arange(n_vocab))))
-            if self.key is not None:
-                self._kept[self.key] = allowed
-                if len(self._kept) > MASKS:
-                    self._kept.popitem(last=False)
+        """Ask which ids of the whole vocabulary the grammar allows now, and keep the answer
+        (asked with equal logits, so it is the grammar's alone); callers ask ``known`` first."""
+        zeros = np.zeros(n_vocab, np.single)
+        allowed = np.flatnonzero(np.isfinite(_masked(self.sampler, zeros, np.arange(n_vocab))))
+        if self.key is not None:
+            self._kept[self.key] = allowed
+            if len(self._kept) > MASKS:
+                self._kept.popitem(last=False)
         return allowed
 
 
@@ -108,11 +106,12 @@ def _subsets(logits: np.ndarray, need: int) -> Iterator[np.ndarray]:
         yield np.flatnonzero(logits >= threshold)
 
 
-def _allowed(state: GrammarState, logits: np.ndarray, need: int) -> np.ndarray:
+def allowed_ids(state: GrammarState, logits: np.ndarray, need: int) -> np.ndarray:
     """Ids the grammar allows (ascending) whose logits are not -inf: all of them within the
     first set of likeliest tokens that holds ``need`` such tokens, else within the whole
-    vocabulary (kept). A state met before goes to the whole vocabulary as soon as the argmax
-    alone is not enough: asked once, its answer serves every later visit."""
+    vocabulary (kept), which is enough to rank the ``need`` likeliest allowed tokens exactly.
+    A state met before goes to the whole vocabulary as soon as the argmax alone is not enough:
+    asked once, its answer serves every later visit."""
     allowed = state.known()
     if allowed is None:
         again = state.met_before()
@@ -130,12 +129,5 @@ def first_allowed(state: GrammarState, logits: np.ndarray) -> int:
     """The greedy token under ``grammar``: the likeliest allowed token, the lowest id of a tie,
     as llama.cpp's greedy sampler after its grammar sampler picks it (even when the whole
     vocabulary is refused or -inf: then the first of the maxima, token 0)."""
-    allowed = _allowed(state, logits, 1)
+    allowed = allowed_ids(state, logits, 1)
     return int(allowed[np.argmax(logits[allowed])]) if len(allowed) else 0
-
-
-def allowed_ids(state: GrammarState, logits: np.ndarray, need: int) -> np.ndarray:
-    """Ids the grammar allows, among a set of likeliest tokens holding at least ``need`` of
-    them (the whole vocabulary when it has fewer): enough to rank the ``need`` likeliest
-    allowed tokens exactly."""
-    return _allowed(state, logits, need)
