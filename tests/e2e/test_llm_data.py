@@ -170,7 +170,17 @@ def test_a_full_queue_is_retried_after_retry_after(tmp_path: Path) -> None:
         ) as http:
             loaded = http.post("api/v1/models/load", json={"model": TINY, "parallel": 1})
             assert loaded.status_code == 200, loaded.text
-        result = llm.map("{}", ["a", "b", "c", "d"], model=TINY, max_tokens=30, concurrency=4, progress=False)
+        # Rows long enough (no end-of-text, 500 tokens) that the four overlap: one runs, three get 503.
+        no_eos = {"2": -100, "4": -100}
+        result = llm.map(
+            "{}",
+            ["a", "b", "c", "d"],
+            model=TINY,
+            max_tokens=500,
+            logit_bias=no_eos,
+            concurrency=4,
+            progress=False,
+        )
         assert result.notna().all() and llm.last_run is not None
         assert llm.last_run.retries > 0 and not llm.last_run.errors
 

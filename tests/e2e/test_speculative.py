@@ -226,12 +226,19 @@ def test_metrics_count_drafts_prefix_hits_and_occupancy(http: httpx.Client, targ
     stats = _complete(http, target, PROMPTS[0], draft_model=TWIN, draft_min_probability=0)["stats"]
     assert sample(f"lm_jupyter_draft_tokens_total{label}") == before + stats["accepted_draft_tokens_count"]
     assert sample(f'lm_jupyter_prefix_cache_hits_total{{model="{target}"}}') == hits + 1  # same prompt again
-    endless = {"model": target, "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS, "stream": True}
-    with http.stream("POST", "v1/completions", json=endless) as response:
-        next(line for line in response.iter_lines() if line.startswith("data: {"))
-        text = http.get("metrics").text  # one scrape while the request runs
-        assert f'lm_jupyter_batch_occupancy{{model="{target}"}} 0.333' in text
-        assert f'lm_jupyter_running_sequences{{model="{target}"}} 1.0' in text
+    # Occupancy on an instance whose endless request cannot end before the scrape: tiny-chat
+    # fills its 4,096-token context in well under a second, tiny-long's 32,768 take many seconds.
+    long = {"model": STRANGER, "identifier": "occupancy", "parallel": 3, "context_length": 32768}
+    assert http.post("api/v1/models/load", json=long).status_code == 200
+    try:
+        endless = {"model": "occupancy", "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS}
+        with http.stream("POST", "v1/completions", json={**endless, "stream": True}) as response:
+            next(line for line in response.iter_lines() if line.startswith("data: {"))
+            text = http.get("metrics").text  # one scrape while the request runs
+            assert 'lm_jupyter_batch_occupancy{model="occupancy"} 0.333' in text
+            assert 'lm_jupyter_running_sequences{model="occupancy"} 1.0' in text
+    finally:
+        http.post("api/v1/models/unload", json={"instance_id": "occupancy"})
 
 
 def test_lmj_load_lm_studio_speculative_flags_set_request_defaults(
