@@ -181,8 +181,9 @@ def test_a_full_queue_is_retried_after_retry_after(tmp_path: Path) -> None:
             concurrency=4,
             progress=False,
         )
-        assert result.notna().all() and llm.last_run is not None
-        assert llm.last_run.retries > 0 and not llm.last_run.errors
+        report = llm.last_run
+        assert report is not None and result.notna().all(), (result, report)
+        assert report.retries > 0 and not report.errors, report
 
 
 def test_bad_arguments() -> None:
