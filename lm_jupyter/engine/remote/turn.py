@@ -165,10 +165,17 @@ class RemoteTurn:
         return fresh
 
     async def cancel(self) -> None:
-        if self._task is not None and not self._task.done():
+        """Stop the upstream exchange and wait until its connection is closed. Handlers may call
+        this twice (the disconnect callback and the failed write both do): the task is cancelled
+        once, since a second cancel landing while the first unwinds would cut short the closing
+        of the upstream connection, which then stays open and the upstream keeps generating.
+        Waiting is shielded for the same reason: a waiter cancelled in turn cancels nothing."""
+        if self._task is None or self._task.done():
+            return
+        if not self._task.cancelling():
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._task)
 
 
 async def proxy_generation(
