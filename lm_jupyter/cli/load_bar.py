@@ -13,16 +13,16 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from ..client.client import Client
+from ..client.download_view import bar
 from ..client.load_follow import follow
 
 WIDTH = 30
 
 
 def bar_line(progress: float, width: int = WIDTH) -> str:
-    """One frame: ``Loading model [######        ]  40.0%``."""
+    """One frame: ``Loading model [████████▍     ]  40.0%``."""
     progress = min(max(progress, 0.0), 1.0)
-    filled = int(progress * width)
-    return f"Loading model [{'#' * filled}{' ' * (width - filled)}] {progress * 100:5.1f}%"
+    return f"Loading model {bar(progress, width)} {progress * 100:5.1f}%"
 
 
 @contextlib.contextmanager

@@ -85,11 +85,14 @@ def clock(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
-def bar(ratio: float) -> str:
-    """``[█████▌         ]``: a text progress bar with eighth-block resolution."""
-    full = int(ratio * BAR_WIDTH)
-    partial = "▏▎▍▌▋▊▉█"[int((ratio * BAR_WIDTH - full) * 8)] if full < BAR_WIDTH else ""
-    return "[" + ("█" * full + partial).ljust(BAR_WIDTH) + "]"
+def bar(ratio: float, width: int = BAR_WIDTH) -> str:
+    """``[█████▌         ]``: a text progress bar with eighth-block resolution (downloads,
+    loads and ``llm`` runs draw the same one)."""
+    ratio = min(max(ratio, 0.0), 1.0)
+    full = int(ratio * width)
+    eighths = int((ratio * width - full) * 8)  # of the next cell; none at 0 or on a cell's edge
+    partial = "▏▎▍▌▋▊▉"[eighths - 1] if eighths else ""
+    return "[" + ("█" * full + partial).ljust(width) + "]"
 
 
 def progress_line(status: dict[str, Any]) -> str:

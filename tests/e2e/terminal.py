@@ -95,8 +95,9 @@ class Terminal:
         return status
 
     def tmux(self, *args: str) -> str:
+        # -u: UTF-8 whatever the locale says (progress bars draw block glyphs).
         result = subprocess.run(
-            ["tmux", "-L", self.socket, *args], env=self.env, capture_output=True, text=True, timeout=10
+            ["tmux", "-u", "-L", self.socket, *args], env=self.env, capture_output=True, text=True, timeout=10
         )
         assert result.returncode == 0, result.stderr
         return result.stdout

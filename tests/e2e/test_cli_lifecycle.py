@@ -99,13 +99,13 @@ def test_load_draws_a_progress_bar_on_a_terminal(server: ServerInfo) -> None:
 
         def finished() -> bool:
             screen = terminal.screen()
-            frames.update(re.findall(r"Loading model \[[# ]+\]\s+(\d+\.\d)%", screen))
+            frames.update(re.findall(r"Loading model \[[^\]]+\]\s+(\d+\.\d)%", screen))
             return terminal.exit_status() is not None
 
         wait_until(finished, timeout=300, what="lmj load to finish")
         screen = terminal.screen()
         assert terminal.exit_status() == 0, screen
-        assert "Loading model [" + "#" * 30 + "] 100.0%" in screen
+        assert "Loading model [" + "█" * 30 + "] 100.0%" in screen
         assert any(float(frame) < 100 for frame in frames), frames  # drawn while it loaded
         assert screen.index("100.0%") < screen.index("Model loaded successfully")
     finally:
