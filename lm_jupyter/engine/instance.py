@@ -84,15 +84,24 @@ class Instance:
             flash_attention=self.options.flash_attention,
         )
 
-    async def generate(self, params: GenerateParams) -> Generation:
-        request_id, events = await self.worker.request("generate", params=params)
+    async def _generate(self, params: GenerateParams) -> Generation:
+        """Send the generation; the ``Generation`` takes over the count its caller took."""
+        try:
+            request_id, events = await self.worker.request("generate", params=params)
+        except BaseException:
+            self.active -= 1
+            raise
         return Generation(self, request_id, events)
 
     async def start_generation(self, params: GenerateParams, prompt_param: str) -> Generation:
         """Send a generation and wait until it starts. The client may go away at any await here
         (the handler then cancels the caller): what was sent to the worker is cancelled there
-        too, never left generating for nobody."""
-        sending = asyncio.ensure_future(self.generate(params))
+        too, never left generating for nobody.
+
+        The request counts in ``active`` before the first await, so the manager's queue check of
+        a request that arrives while this one is being sent already sees it."""
+        self.active += 1
+        sending = asyncio.ensure_future(self._generate(params))
         try:
             generation = await asyncio.shield(sending)
         except asyncio.CancelledError:
@@ -150,8 +159,7 @@ class Generation:
         self.logprobs: list[dict[str, Any]] = []
         self.prompt_logprobs: list[dict[str, Any]] = []
         self._logprobs_sent = 0
-        self._closed = False
-        instance.active += 1
+        self._closed = False  # close() gives back the count in instance.active it carries
 
     async def start(self, prompt_param: str) -> None:
         event = await self.events.get()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Iterator
@@ -28,15 +29,16 @@ def small_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clie
     finally:
         os.environ.pop("JUPYTER_RUNTIME_DIR")
     with httpx.Client(base_url=info.url, headers={"Authorization": f"Bearer {info.token}"}, timeout=60) as c:
+        loaded = c.post(
+            "api/v1/models/load", json={"model": "test/tiny-long", "context_length": 32768, "parallel": 1}
+        )
+        assert loaded.status_code == 200, loaded.text
         yield c
     assert info.pid is not None
     stop_process(info.pid)
 
 
 def test_queue_limit_answers_503_with_retry_after(small_queue: httpx.Client) -> None:
-    small_queue.post(
-        "api/v1/models/load", json={"model": "test/tiny-long", "context_length": 32768, "parallel": 1}
-    )
     body = {"model": "test/tiny-long", "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS, "stream": True}
     running, done = threading.Event(), threading.Event()
     results: list[int] = []
@@ -61,6 +63,43 @@ def test_queue_limit_answers_503_with_retry_after(small_queue: httpx.Client) -> 
     for thread in threads:
         thread.join(60)
     assert results == [200, 200]
+    assert _wait_for_queue(small_queue, 0)
+
+
+def test_a_burst_is_taken_up_to_the_slots_and_the_queue(small_queue: httpx.Client) -> None:
+    """Requests arriving together are counted as they are checked, before any of them has
+    reached the worker: of six sent at once to one slot and a queue of one, two are taken."""
+    assert _wait_for_queue(small_queue, 0)
+    body = {"model": "test/tiny-long", "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS, "stream": True}
+
+    async def burst() -> tuple[list[int], int]:
+        """The statuses that came back (the queued request has none until the slot frees) and
+        how many are still waiting for theirs."""
+        async with httpx.AsyncClient(
+            base_url=small_queue.base_url, headers=small_queue.headers, timeout=60
+        ) as client:
+            sends = [
+                asyncio.ensure_future(
+                    client.send(client.build_request("POST", "v1/completions", json=body), stream=True)
+                )
+                for _ in range(6)
+            ]
+            done: set[asyncio.Future[httpx.Response]] = set()
+            pending = set(sends)
+            while len(done) < 5 and pending:  # one running, four refused: the queued one waits
+                finished, pending = await asyncio.wait(
+                    pending, timeout=30, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not finished:
+                    break
+                done |= finished
+            for send in pending:  # hanging up cancels what was taken
+                send.cancel()
+            for send in done:
+                await send.result().aclose()
+            return sorted(send.result().status_code for send in done), len(pending)
+
+    assert asyncio.run(burst()) == ([200, 503, 503, 503, 503], 1)
     assert _wait_for_queue(small_queue, 0)
 
 
