@@ -14,6 +14,7 @@ from lm_jupyter.client.discovery import free_port, start_headless, stop_process
 from tests.conftest import write_test_models
 
 NO_EOS = {"2": -100, "4": -100}
+ENDLESS = {"model": "test/tiny-long", "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS, "stream": True}
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +40,11 @@ def small_queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clie
 
 
 def test_queue_limit_answers_503_with_retry_after(small_queue: httpx.Client) -> None:
-    body = {"model": "test/tiny-long", "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS, "stream": True}
     running, done = threading.Event(), threading.Event()
     results: list[int] = []
 
     def stream() -> None:  # runs until the test is done, then hangs up (which cancels it)
-        with small_queue.stream("POST", "v1/completions", json=body) as response:
+        with small_queue.stream("POST", "v1/completions", json=ENDLESS) as response:
             results.append(response.status_code)
             for _ in response.iter_lines():
                 running.set()
@@ -56,7 +56,7 @@ def test_queue_limit_answers_503_with_retry_after(small_queue: httpx.Client) -> 
     assert running.wait(30)
     threads[1].start()
     assert _wait_for_queue(small_queue, 2)
-    third = small_queue.post("v1/completions", json={**body, "stream": False})
+    third = small_queue.post("v1/completions", json={**ENDLESS, "stream": False})
     done.set()
     assert third.status_code == 503 and third.headers["Retry-After"] == "1"
     assert third.json()["error"]["code"] == "queue_full" and third.json()["error"]["type"] == "server_error"
@@ -70,7 +70,6 @@ def test_a_burst_is_taken_up_to_the_slots_and_the_queue(small_queue: httpx.Clien
     """Requests arriving together are counted as they are checked, before any of them has
     reached the worker: of six sent at once to one slot and a queue of one, two are taken."""
     assert _wait_for_queue(small_queue, 0)
-    body = {"model": "test/tiny-long", "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS, "stream": True}
 
     async def burst() -> tuple[list[int], int]:
         """The statuses that came back (the queued request has none until the slot frees) and
@@ -80,7 +79,7 @@ def test_a_burst_is_taken_up_to_the_slots_and_the_queue(small_queue: httpx.Clien
         ) as client:
             sends = [
                 asyncio.ensure_future(
-                    client.send(client.build_request("POST", "v1/completions", json=body), stream=True)
+                    client.send(client.build_request("POST", "v1/completions", json=ENDLESS), stream=True)
                 )
                 for _ in range(6)
             ]

@@ -20,6 +20,7 @@ from lm_jupyter.client.discovery import ServerInfo
 from lm_jupyter.data.models import resolve
 from tests.conftest import GEMMA_KEY, write_test_models
 from tests.e2e.isolated_server import isolated_server
+from tests.e2e.test_lifecycle import NO_EOS
 
 TINY = "test/tiny-chat"
 
@@ -171,13 +172,12 @@ def test_a_full_queue_is_retried_after_retry_after(tmp_path: Path) -> None:
             loaded = http.post("api/v1/models/load", json={"model": TINY, "parallel": 1})
             assert loaded.status_code == 200, loaded.text
         # Rows long enough (no end-of-text, 500 tokens) that the four overlap: one runs, three get 503.
-        no_eos = {"2": -100, "4": -100}
         result = llm.map(
             "{}",
             ["a", "b", "c", "d"],
             model=TINY,
             max_tokens=500,
-            logit_bias=no_eos,
+            logit_bias=NO_EOS,
             concurrency=4,
             progress=False,
         )
