@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from tests.e2e.isolated_server import IsolatedServer, isolated_server
+from tests.e2e.test_lifecycle import worker_pids
 from tests.e2e.test_tools import TOOLS
 from tests.tiny_gguf import THINK_TEMPLATE, TOOLS_TEMPLATE
 from tests.tiny_mlx import ascii_only, write_tiny_mlx_model
@@ -139,9 +140,15 @@ def test_load_keeps_the_context_asked_for_and_the_estimate_holds(http: httpx.Cli
     http.post("api/v1/models/unload", json={"instance_id": "q"})
 
 
-def test_estimate_is_within_15_percent_of_what_the_worker_holds(http: httpx.Client) -> None:
+def test_estimate_is_within_15_percent_of_what_the_worker_holds(
+    http: httpx.Client, mlx_server: IsolatedServer
+) -> None:
     """As tests/e2e/test_estimate_accuracy.py does for GGUF: load, fill the context, and compare
-    the worker's resident memory since just before the model with the estimate."""
+    the worker's resident memory since just before the model with the estimate. The estimate is
+    the peak (a full prefill chunk's scores), which MLX holds only while the chunk runs: mlx-lm
+    empties MLX's buffer cache after a prefill, so the peak is read from the worker's high-water
+    mark, and what stays resident afterwards is below the estimate."""
+    others = set(worker_pids(mlx_server.info))
     loaded = http.post(
         "api/v1/models/load", json={"model": WIDE, "context_length": 512, "identifier": "wide"}
     )
@@ -149,16 +156,29 @@ def test_estimate_is_within_15_percent_of_what_the_worker_holds(http: httpx.Clie
     memory = loaded.json()["memory"]
     try:
         filled = http.post(
-            "v1/completions", json={"model": "wide", "prompt": "hello world " * 220, "max_tokens": 1}
+            "v1/completions", json={"model": "wide", "prompt": "hello world " * 253, "max_tokens": 1}
         )
         assert filled.status_code == 200, filled.text
-        assert filled.json()["usage"]["prompt_tokens"] > 400
-        measured = instances(http)["wide"]["memory_bytes"] - memory["rss_before"]
+        assert filled.json()["usage"]["prompt_tokens"] > 500
+        (pid,) = set(worker_pids(mlx_server.info)) - others
+        peak = high_water_bytes(pid) - memory["rss_before"]
+        steady = instances(http)["wide"]["memory_bytes"] - memory["rss_before"]
         estimate = memory["estimate"]["memory"]["totalBytes"]
-        print(f"\nMLX wide 512: estimate {estimate / 2**20:.1f} MiB, measured {measured / 2**20:.1f} MiB")
-        assert abs(estimate / measured - 1) <= 0.15
+        mib = {
+            name: f"{value / 2**20:.1f} MiB"
+            for name, value in [("estimate", estimate), ("peak", peak), ("after", steady)]
+        }
+        print(f"\nMLX wide 512: {mib}")
+        assert abs(estimate / peak - 1) <= 0.15
+        assert steady < estimate
     finally:
         http.post("api/v1/models/unload", json={"instance_id": "wide"})
+
+
+def high_water_bytes(pid: int) -> int:
+    """The most memory the process has held resident at once (Linux's VmHWM)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
 
 
 def test_chat_streamed_and_not(client: openai.OpenAI) -> None:
