@@ -12,6 +12,7 @@ every finished row. A 503 (the server's queue is full) is retried after its Retr
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -20,7 +21,11 @@ from typing import Any
 from ._client import LmError
 from .progress import State, View
 
-RETRIES = 20  # 503s in a row before a row fails
+# A 503 with Retry-After is the server's full queue: it is working and will take the row, so
+# a row waits as long as rows ahead of it may take on a slow model. A 503 without one (a model
+# that failed to load, an unreachable upstream) is given a few tries only.
+QUEUE_WAIT_SECONDS = 600.0  # 503s with Retry-After for this long in a row before a row fails
+RETRIES = 20  # 503s without Retry-After in a row before a row fails
 DEFAULT_RETRY_AFTER = 1.0
 
 
@@ -40,19 +45,23 @@ Work = Callable[[Any, threading.Event], Any]
 def with_retries(
     work: Work, request: Any, stop: threading.Event, on_retry: Callable[[], None] | None = None
 ) -> Any:
-    for attempt in range(RETRIES):
-        if stop.is_set():
-            raise Cancelled
+    deadline = time.monotonic() + QUEUE_WAIT_SECONDS
+    attempts = 0
+    while not stop.is_set():
         try:
             return work(request, stop)
         except LmError as exc:
-            if exc.status != 503 or attempt == RETRIES - 1:
+            if exc.status != 503:
+                raise
+            attempts += 1
+            pause = exc.retry_after or DEFAULT_RETRY_AFTER
+            if time.monotonic() + pause > deadline if exc.retry_after else attempts >= RETRIES:
                 raise
             if on_retry is not None:
                 on_retry()
-            if stop.wait(exc.retry_after or DEFAULT_RETRY_AFTER):
-                raise Cancelled from None
-    raise AssertionError("unreachable")
+            if stop.wait(pause):
+                break
+    raise Cancelled
 
 
 def run(

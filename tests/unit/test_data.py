@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import math
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from lm_jupyter.data import labels
+from lm_jupyter.data import labels, runner
 from lm_jupyter.data._client import LmError
 from lm_jupyter.data.cache import ResultCache
 from lm_jupyter.data.models import Target
@@ -210,6 +212,46 @@ def test_retry_after_a_503() -> None:
     stopped.set()
     with pytest.raises(Cancelled):
         with_retries(work, 7, stopped)
+
+
+def test_a_full_queue_is_waited_for_beyond_the_retries_of_other_503s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 503 with Retry-After (the server's queue is full) is retried for as long as
+    ``QUEUE_WAIT_SECONDS``, however many times; one without Retry-After ``RETRIES`` times."""
+    calls = []
+
+    def queue_full_for(n: int, stop: threading.Event) -> int:
+        calls.append(n)
+        if len(calls) <= 2 * runner.RETRIES:
+            raise LmError("busy", status=503, code="queue_full", retry_after=0.001)
+        return n
+
+    assert with_retries(queue_full_for, 7, threading.Event()) == 7
+    assert len(calls) == 2 * runner.RETRIES + 1
+
+    def always(status: int, retry_after: float | None) -> Callable[[int, threading.Event], int]:
+        def work(n: int, stop: threading.Event) -> int:
+            calls.append(n)
+            raise LmError("no", status=status, retry_after=retry_after)
+
+        return work
+
+    monkeypatch.setattr(runner, "QUEUE_WAIT_SECONDS", 0.2)
+    started = time.monotonic()
+    with pytest.raises(LmError):
+        with_retries(always(503, 0.01), 7, threading.Event())
+    assert 0.15 <= time.monotonic() - started < 5
+
+    monkeypatch.setattr(runner, "DEFAULT_RETRY_AFTER", 0.001)
+    calls.clear()
+    with pytest.raises(LmError, match="no"):
+        with_retries(always(503, None), 7, threading.Event())  # a model that failed to load
+    assert len(calls) == runner.RETRIES
+    calls.clear()
+    with pytest.raises(LmError):
+        with_retries(always(400, None), 7, threading.Event())
+    assert len(calls) == 1
 
 
 def test_an_interrupt_keeps_the_finished_rows() -> None:
