@@ -88,9 +88,9 @@ def load_in_view(client: Client, args: argparse.Namespace) -> CommandResult:
     try:
         resolve_model(client, args)
         estimate = load_estimate(client, args)
+        shown = LoadDisplay(client, args.model, estimate)
     except KeyboardInterrupt:
         return CommandResult(message="Interrupted before the load began.")
-    shown = LoadDisplay(client, args.model, estimate)
     try:
         return _load(shown, client, args)
     except KeyboardInterrupt:

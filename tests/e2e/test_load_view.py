@@ -96,12 +96,14 @@ def test_interrupted_load_ends_the_view_and_leaves_the_server_loading(
     kernel: Kernel, server: ServerInfo
 ) -> None:
     # The tiny model loads faster than anyone can interrupt: hold the kernel's load request
-    # (the server's part stays real) until the interrupt has landed.
+    # (the server's part stays real) until the interrupt has landed, which it does once the
+    # request is on its way (the held thread says so), not while the view is being shown.
     execute(
         kernel,
         "import threading as _threading\n"
         "_gate, _plain_load = _threading.Event(), _lm.client.load\n"
         "def _held(*args, **kwargs):\n"
+        "    print('load held', flush=True)\n"
         "    _gate.wait(60)\n"
         "    return _plain_load(*args, **kwargs)\n"
         "_lm.client.load = _held",
@@ -109,7 +111,8 @@ def test_interrupted_load_ends_the_view_and_leaves_the_server_loading(
     interrupted: list[bool] = []
 
     def interrupt_once_shown(msg: dict[str, Any]) -> None:
-        if msg["msg_type"] == "display_data" and VIEW_MIME in msg["content"]["data"] and not interrupted:
+        held = msg["msg_type"] == "stream" and "load held" in msg["content"]["text"]
+        if held and not interrupted:
             interrupted.append(True)
             kernel.km.interrupt_kernel()
 
