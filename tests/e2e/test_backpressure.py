@@ -12,8 +12,8 @@ import pytest
 
 from lm_jupyter.client.discovery import free_port, start_headless, stop_process
 from tests.conftest import write_test_models
+from tests.e2e.test_lifecycle import NO_EOS
 
-NO_EOS = {"2": -100, "4": -100}
 ENDLESS = {"model": "test/tiny-long", "prompt": "go", "max_tokens": -1, "logit_bias": NO_EOS, "stream": True}
 
 

@@ -110,14 +110,14 @@ def test_interrupted_load_ends_the_view_and_leaves_the_server_loading(
     ).assert_no_error()
     interrupted: list[bool] = []
 
-    def interrupt_once_shown(msg: dict[str, Any]) -> None:
+    def interrupt_once_held(msg: dict[str, Any]) -> None:
         held = msg["msg_type"] == "stream" and "load held" in msg["content"]["text"]
         if held and not interrupted:
             interrupted.append(True)
             kernel.km.interrupt_kernel()
 
     try:
-        run = execute(kernel, f"%lms load {CHAT}", timeout=60, on_message=interrupt_once_shown)
+        run = execute(kernel, f"%lms load {CHAT}", timeout=60, on_message=interrupt_once_held)
         run.assert_no_error()
         view = finished_view(run, "LoadView")
         assert view.state["status"] == "interrupted" and "%lms ps" in view.state["message"]

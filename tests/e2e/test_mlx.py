@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from tests.e2e.isolated_server import IsolatedServer, isolated_server
+from tests.e2e.test_estimate_accuracy import report
 from tests.e2e.test_lifecycle import worker_pids
 from tests.e2e.test_tools import TOOLS
 from tests.tiny_gguf import THINK_TEMPLATE, TOOLS_TEMPLATE
@@ -164,12 +165,8 @@ def test_estimate_is_within_15_percent_of_what_the_worker_holds(
         peak = high_water_bytes(pid) - memory["rss_before"]
         steady = instances(http)["wide"]["memory_bytes"] - memory["rss_before"]
         estimate = memory["estimate"]["memory"]["totalBytes"]
-        mib = {
-            name: f"{value / 2**20:.1f} MiB"
-            for name, value in [("estimate", estimate), ("peak", peak), ("after", steady)]
-        }
-        print(f"\nMLX wide 512: {mib}")
-        assert abs(estimate / peak - 1) <= 0.15
+        assert abs(report("MLX wide 512 filled, peak", estimate, peak)) <= 0.15
+        report("MLX wide 512 filled, after", estimate, steady)
         assert steady < estimate
     finally:
         http.post("api/v1/models/unload", json={"instance_id": "wide"})
